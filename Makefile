@@ -1,0 +1,51 @@
+# One-command set-up: every target creates the venv and installs what it needs.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export RANKER_HOME ?= $(CURDIR)/.ranker
+export DAGSTER_HOME ?= $(RANKER_HOME)/dagster
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+DEMO_START ?= 2026-11-01
+DEMO_DAYS ?= 3
+DEMO_REQUESTS ?= 2000
+
+.PHONY: demo test lint ui java clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "$(PY) not found: install Python 3.11"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: a looser spec would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+java:
+	@java -version >/dev/null 2>&1 || { echo "Java 17+ is required by Spark. Install it with:"; \
+	  echo "  sudo apt-get install -y openjdk-17-jre-headless   (Debian/Ubuntu)"; \
+	  echo "  brew install openjdk@17                           (macOS)"; exit 1; }
+
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+	touch $(DAGSTER_HOME)/dagster.yaml
+
+demo: $(STAMP) java $(DAGSTER_HOME)
+	$(BIN)/python -m ranker_assets.demo --start $(DEMO_START) --days $(DEMO_DAYS) --requests $(DEMO_REQUESTS)
+
+test: $(STAMP) java $(DAGSTER_HOME)
+	$(BIN)/ruff check ranker_assets ranker_assets_tests bench
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check ranker_assets ranker_assets_tests bench
+	$(BIN)/ruff format --check ranker_assets ranker_assets_tests bench
+
+ui: $(STAMP) java $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(RANKER_HOME)

@@ -1,0 +1,83 @@
+"""Simulator speed and hybrid-vs-full log volume for one simulated day.
+
+Run: .venv/bin/python bench/bench_simulator.py [--requests 100000]
+Prints one table; the `full` logging mode is the reference the hybrid logger is compared with
+on the same simulated traffic (same seed, same day).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from ranker_assets.config import load_config
+from ranker_assets.hybrid_logging.landing import write_day
+from ranker_assets.hybrid_logging.logger import log_day
+from ranker_assets.world.drift import day_state
+from ranker_assets.world.entities import build_population
+from ranker_assets.world.policies import HeuristicScorer
+from ranker_assets.world.traffic import simulate_day
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    cfg = load_config()
+    ds = date(2026, 11, 1)
+    t0 = time.perf_counter()
+    pop = build_population(cfg.world, args.seed)
+    state = day_state(cfg.world, pop, args.seed, ds)
+    t1 = time.perf_counter()
+    served = simulate_day(
+        cfg.world,
+        pop,
+        state,
+        args.seed,
+        ds,
+        args.requests,
+        HeuristicScorer(),
+        cfg.logging.randomized_share,
+    )
+    t2 = time.perf_counter()
+    n_cand = served.pin_id.size
+    print(
+        f"day {ds}: {args.requests:,} requests x {served.n_candidates} candidates"
+        f" = {n_cand:,} served"
+    )
+    print(
+        f"world build {t1 - t0:.2f}s, traffic simulation {t2 - t1:.2f}s "
+        f"({n_cand / (t2 - t1) / 1e6:.2f}M candidates/s)\n"
+    )
+    print(
+        f"{'logging':<8}{'log s':>8}{'land s':>8}{'feature rows':>14}{'feature MB':>12}"
+        f"{'bytes/req':>11}{'event rows':>12}{'event MB':>10}"
+    )
+    rows = {}
+    for mode in ("hybrid", "full"):
+        logging = cfg.logging.model_copy(update={"mode": mode})
+        a = time.perf_counter()
+        logged = log_day(served, logging)
+        b = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            written = write_day(Path(tmp), ds, logged)
+        c = time.perf_counter()
+        f, e = written["feature_log"], written["event_log"]
+        rows[mode] = f
+        print(
+            f"{mode:<8}{b - a:>8.2f}{c - b:>8.2f}{f.rows:>14,}{f.bytes / 1e6:>12.1f}"
+            f"{f.bytes / args.requests:>11.0f}{e.rows:>12,}{e.bytes / 1e6:>10.1f}"
+        )
+    h, full = rows["hybrid"], rows["full"]
+    print(
+        f"\nhybrid / full feature log: rows {h.rows / full.rows:.3f},"
+        f" bytes {h.bytes / full.bytes:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The ranker's one configuration: the single entry point for data, logging and the pipeline.
+
+Everything a stage needs to know about *this* ranker (its feature columns, how its logs
+were written, the thresholds that gate it) is read from one YAML file, validated here,
+so onboarding a new ranker is writing a file rather than editing code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "ranker.yaml"
+
+# Columns every feature log carries whatever the ranker's features are (see docs/log_contract.md).
+FEATURE_LOG_KEY_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "pin_id",
+    "user_id",
+    "query_pin_id",
+    "request_ts",
+    "position",
+    "impressed",
+    "platform",
+    "content_type",
+    "policy",
+    "propensity",
+    "keep_rate",
+    "log_reason",
+)
+EVENT_TYPES: tuple[str, ...] = ("impression", "closeup", "click", "repin", "long_click", "hide")
+ENGAGEMENT_TYPES: tuple[str, ...] = EVENT_TYPES[1:]
+PLATFORMS: tuple[str, ...] = ("ios", "android", "web")
+CONTENT_TYPES: tuple[str, ...] = ("image", "video", "product")
+POLICIES: tuple[str, ...] = ("production", "randomized")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    """Which logged columns are model features; logs with other features declare theirs here."""
+
+    dense: tuple[str, ...] = Field(min_length=1)
+    categorical: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> FeatureSpec:
+        both = set(self.dense) & set(self.categorical)
+        if both:
+            raise ValueError(f"features declared both dense and categorical: {sorted(both)}")
+        if len(set(self.dense)) != len(self.dense):
+            raise ValueError("features.dense has duplicate names")
+        reserved = set(self.dense) & (set(FEATURE_LOG_KEY_COLUMNS) | {"ds"})
+        if reserved:
+            raise ValueError(f"features.dense uses reserved log columns: {sorted(reserved)}")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.dense + tuple(c for c in self.categorical if c not in FEATURE_LOG_KEY_COLUMNS)
+
+
+class LoggingConfig(_Strict):
+    """The online logging rules the logs were produced with (hybrid logging)."""
+
+    mode: Literal["hybrid", "full"] = "hybrid"
+    impression_keep_rate: float = Field(0.10, gt=0.0, le=1.0)
+    randomized_share: float = Field(0.02, ge=0.0, le=1.0)
+    hash_salt: str = "closeup-logger-v1"
+
+
+class WorldConfig(_Strict):
+    """Size and dynamics of the closeup world simulator (the embedded default data source)."""
+
+    origin: str = "2026-01-01"
+    n_users: int = Field(50_000, gt=0)
+    n_pins: int = Field(200_000, gt=0)
+    n_topics: int = Field(32, ge=2)
+    embedding_dim: int = Field(16, ge=2)
+    candidates_per_request: int = Field(50, ge=2)
+    same_topic_share: float = Field(0.7, ge=0.0, le=1.0)
+    mean_impressed: float = Field(8.0, gt=1.0)
+    topic_drift: float = Field(0.15, ge=0.0)
+    interest_drift: float = Field(0.10, ge=0.0)
+    late_report_share: float = Field(0.01, ge=0.0, le=1.0)
+
+    @field_validator("origin")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        from datetime import date
+
+        date.fromisoformat(v)
+        return v
+
+
+class RankerConfig(_Strict):
+    """One ranker: its features, its logs and (as the pipeline grows) its training and gates."""
+
+    name: str = "closeup_ranker"
+    start_date: str = "2026-11-01"
+    features: FeatureSpec
+    logging: LoggingConfig = LoggingConfig()
+    world: WorldConfig = WorldConfig()
+
+
+def load_config(path: str | Path | None = None) -> RankerConfig:
+    """Load the ranker config from `path`, `$RANKER_CONFIG`, or `configs/ranker.yaml`."""
+    p = Path(path or os.environ.get("RANKER_CONFIG") or DEFAULT_CONFIG_PATH)
+    with p.open() as f:
+        raw = yaml.safe_load(f) or {}
+    return RankerConfig.model_validate(raw)
+
+
+def ranker_home() -> Path:
+    """Where everything the project writes lives: `$RANKER_HOME`, default `.ranker/` in the repo."""
+    return Path(os.environ.get("RANKER_HOME") or REPO_ROOT / ".ranker").resolve()
