@@ -30,7 +30,7 @@ java:
 
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)
-	touch $(DAGSTER_HOME)/dagster.yaml
+	printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 
 demo: $(STAMP) java $(DAGSTER_HOME)
 	$(BIN)/python -m ranker_assets.demo --start $(DEMO_START) --days $(DEMO_DAYS) --requests $(DEMO_REQUESTS)

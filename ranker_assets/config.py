@@ -90,6 +90,8 @@ class WorldConfig(_Strict):
     topic_drift: float = Field(0.15, ge=0.0)
     interest_drift: float = Field(0.10, ge=0.0)
     late_report_share: float = Field(0.01, ge=0.0, le=1.0)
+    # Real clients retry (duplicate events) and send broken rows; ingestion must cope.
+    client_fault_share: float = Field(0.002, ge=0.0, le=0.5)
 
     @field_validator("origin")
     @classmethod
@@ -100,6 +102,65 @@ class WorldConfig(_Strict):
         return v
 
 
+class IngestionConfig(_Strict):
+    """Quarantine thresholds: above the warn share a check warns; above error it blocks."""
+
+    quarantine_warn_share: float = Field(0.01, ge=0.0, le=1.0)
+    quarantine_error_share: float = Field(0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IngestionConfig:
+        if self.quarantine_warn_share > self.quarantine_error_share:
+            raise ValueError(
+                "ingestion.quarantine_warn_share must not exceed quarantine_error_share"
+            )
+        return self
+
+
+class JoinerConfig(_Strict):
+    """How labels are joined to logged features."""
+
+    maturity_hours: float = Field(24.0, gt=0.0, le=48.0)
+    orphan_error_share: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class SparkConfig(_Strict):
+    """Spark session settings: local by default; point `master` at a cluster to scale out."""
+
+    master: str = "local[2]"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    def session_config(self) -> dict[str, str]:
+        """The full Spark conf: defaults for correctness and a quiet local run, then overrides."""
+        return {
+            "spark.master": self.master,
+            "spark.app.name": "ranker_assets",
+            "spark.driver.memory": "4g",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.shuffle.partitions": "4",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+            "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+            "spark.hadoop.parquet.enable.summary-metadata": "false",
+            **self.conf,
+        }
+
+
+class CadenceConfig(_Strict):
+    """How fresh each stage must be; Dagster freshness policies are built from these."""
+
+    logs_warn_hours: float = Field(30.0, gt=0)
+    logs_fail_hours: float = Field(54.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CadenceConfig:
+        if self.logs_warn_hours > self.logs_fail_hours:
+            raise ValueError("cadence.logs_warn_hours must not exceed logs_fail_hours")
+        return self
+
+
 class RankerConfig(_Strict):
     """One ranker: its features, its logs and (as the pipeline grows) its training and gates."""
 
@@ -108,6 +169,10 @@ class RankerConfig(_Strict):
     features: FeatureSpec
     logging: LoggingConfig = LoggingConfig()
     world: WorldConfig = WorldConfig()
+    ingestion: IngestionConfig = IngestionConfig()
+    joiner: JoinerConfig = JoinerConfig()
+    spark: SparkConfig = SparkConfig()
+    cadence: CadenceConfig = CadenceConfig()
 
 
 def load_config(path: str | Path | None = None) -> RankerConfig:

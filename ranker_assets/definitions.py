@@ -4,25 +4,45 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ranker_assets.assets.logged_events import build_logged_event_assets
+from ranker_assets.assets.training_data import build_training_data_assets
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.partitions import daily_partitions
+from ranker_assets.resources import build_resources
+
+LANDED_LOGS = ("feature_log", "event_log")
 
 
-def build_definitions(cfg: RankerConfig) -> dg.Definitions:
-    """Build the whole graph for one ranker config: the typed factory behind `defs`."""
+def build_definitions(
+    cfg: RankerConfig, resources: dict[str, dg.ConfigurableResource] | None = None
+) -> dg.Definitions:
+    """Build the whole graph for one ranker config: the typed factory behind `defs`.
+
+    `resources` replaces the defaults (local lake, landing zone and Spark), e.g. in tests or to
+    point a deployment at object-store tables and a cluster.
+    """
     days = daily_partitions(cfg)
+    # The landing zone: files written by the serving stack (or the simulator), outside Dagster.
     landing = [
         dg.AssetSpec(
             key=["landing", log],
-            description=f"{log} files landed per day (ds) by the serving stack or the simulator; "
-            "see docs/log_contract.md.",
+            description=f"{log} files landed per day (ds); see docs/log_contract.md.",
             group_name="landing",
             partitions_def=days,
             kinds={"parquet" if log == "feature_log" else "json"},
         )
-        for log in ("feature_log", "event_log")
+        for log in LANDED_LOGS
     ]
-    return dg.Definitions(assets=landing)
+    return dg.Definitions(
+        assets=[
+            *landing,
+            *build_logged_event_assets(cfg, days),
+            *build_training_data_assets(cfg, days),
+        ],
+        resources={**build_resources(cfg), **(resources or {})},
+        # Spark steps share one JVM per process: on a small machine run steps in-process.
+        executor=dg.in_process_executor,
+    )
 
 
 defs = build_definitions(load_config())

@@ -14,10 +14,12 @@ START = date(2026, 11, 1)
 SEED = 11
 
 
-def small_config(**logging: object) -> RankerConfig:
-    """The shipped config with a small world, so tests run in seconds."""
+def small_config(client_fault_share: float = 0.0, **logging: object) -> RankerConfig:
+    """The shipped config with a small world (and by default a fault-free client), for speed."""
     base = load_config()
-    world = base.world.model_copy(update={"n_users": 3000, "n_pins": 8000})
+    world = base.world.model_copy(
+        update={"n_users": 3000, "n_pins": 8000, "client_fault_share": client_fault_share}
+    )
     return base.model_copy(
         update={"world": world, "logging": base.logging.model_copy(update=logging)}
     )
@@ -36,3 +38,13 @@ def landed(
     landing = tmp_path_factory.mktemp("landing")
     reports = simulate_to_landing(cfg.world, cfg.logging, landing, START, 3, 1500, SEED)
     return landing, reports
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test session (Dagster's resource reuses it)."""
+    from ranker_assets.spark_session import get_spark
+
+    session = get_spark(load_config().spark)
+    yield session
+    session.stop()

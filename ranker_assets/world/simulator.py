@@ -7,9 +7,12 @@ and lands the logs as files, exactly where a real serving stack's logs would arr
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from ranker_assets.config import LoggingConfig, WorldConfig
 from ranker_assets.hybrid_logging.landing import WriteStats, write_day
@@ -18,6 +21,25 @@ from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer, Scorer
 from ranker_assets.world.traffic import simulate_day
+
+# What a faulty client sends instead of a good event, in equal shares.
+FAULTS = ("retry", "unknown_event_type", "negative_position", "missing_user_id")
+
+
+def client_faults(events: pd.DataFrame, share: float, seed: int, ds: date) -> pd.DataFrame:
+    """Corrupt a `share` of client events the way real clients do: retries and broken rows."""
+    if share <= 0 or events.empty:
+        return events
+    rng = np.random.default_rng([seed, 4, ds.toordinal()])
+    hit = np.flatnonzero(rng.random(len(events)) < share)
+    kind = rng.integers(0, len(FAULTS), len(hit))
+    out = events.copy()
+    out["user_id"] = out["user_id"].astype(object)
+    out.loc[out.index[hit[kind == 1]], "event_type"] = "unknown"
+    out.loc[out.index[hit[kind == 2]], "position"] = -1
+    out.loc[out.index[hit[kind == 3]], "user_id"] = None
+    retries = out.iloc[hit[kind == 0]]
+    return pd.concat([out, retries]).sort_values(["timestamp", "event_id"], kind="stable")
 
 
 @dataclass(frozen=True)
@@ -59,7 +81,8 @@ def simulate_to_landing(
             logging.randomized_share,
         )
         logged = log_day(served, logging)
-        written = write_day(landing, ds, logged)
+        faulty = client_faults(logged.event_log, world.client_fault_share, seed, ds)
+        written = write_day(landing, ds, replace(logged, event_log=faulty))
         reports.append(
             DayReport(
                 ds,

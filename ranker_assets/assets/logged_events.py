@@ -1,0 +1,112 @@
+"""`feature_log` and `event_log`: a landed day -> valid Delta rows + quarantine with reasons."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from ranker_assets.config import RankerConfig
+from ranker_assets.ingestion import (
+    IngestResult,
+    LogSpec,
+    event_log_spec,
+    feature_log_spec,
+    ingest_day,
+)
+from ranker_assets.resources import LakeResource, LandingResource
+
+QUARANTINE_TABLE = "quarantine"
+
+
+def _reasons_markdown(result: IngestResult) -> str:
+    reasons = result.reasons()
+    if not reasons:
+        return "no rows quarantined"
+    lines = ["| rule(column) | rows |", "|---|---|"] + [
+        f"| `{k}` | {v} |" for k, v in reasons.items()
+    ]
+    return "\n".join(lines)
+
+
+def _check_results(result: IngestResult, cfg: RankerConfig, name: str) -> list[dg.AssetCheckResult]:
+    share = result.quarantine_share
+    warn, error = cfg.ingestion.quarantine_warn_share, cfg.ingestion.quarantine_error_share
+    severity = dg.AssetCheckSeverity.ERROR if share > error else dg.AssetCheckSeverity.WARN
+    return [
+        dg.AssetCheckResult(
+            asset_key=name,
+            check_name="quarantine_share",
+            passed=share <= warn,
+            severity=severity,
+            metadata={"quarantine_share": share, "warn_above": warn, "error_above": error},
+        ),
+        dg.AssetCheckResult(
+            asset_key=name,
+            check_name="not_empty",
+            passed=result.kept > 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rows_kept": result.kept},
+        ),
+    ]
+
+
+def _ingestion_asset(
+    cfg: RankerConfig, days: dg.PartitionsDefinition, spec: LogSpec
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.name,
+        partitions_def=days,
+        deps=[dg.AssetKey(["landing", spec.name])],
+        group_name="logged_events",
+        kinds={"delta", "pandas"},
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=cfg.cadence.logs_fail_hours),
+            warn_window=timedelta(hours=cfg.cadence.logs_warn_hours),
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "quarantine_share",
+                asset=spec.name,
+                blocking=True,
+                description="Share of the day's rows quarantined: warns above the warn share, "
+                "blocks downstream above the error share.",
+            ),
+            dg.AssetCheckSpec(
+                "not_empty", asset=spec.name, blocking=True, description="An empty day is an error."
+            ),
+        ],
+        description=f"The day's {spec.name}: contract-valid rows in a Delta table; rejected rows "
+        f"go to the `{QUARANTINE_TABLE}` table with the rule broken. Re-running replaces the day.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
+    ) -> dg.MaterializeResult:
+        ds = context.partition_key
+        result = ingest_day(landing.root(), spec, ds)
+        delta = lake.lake()
+        version = delta.replace_partition(spec.name, result.valid, {"ds": ds})
+        delta.replace_partition(QUARANTINE_TABLE, result.quarantine, {"log": spec.name, "ds": ds})
+        return dg.MaterializeResult(
+            metadata={
+                "rows_in": result.rows_in,
+                "rows_kept": result.kept,
+                "rows_quarantined": result.quarantined,
+                "duplicates_dropped": result.duplicates,
+                "reconciles": result.rows_in
+                == result.kept + result.quarantined + result.duplicates,
+                "quarantine_reasons": dg.MetadataValue.md(_reasons_markdown(result)),
+                "landed_bytes": result.bytes_in,
+                "lake_bytes": delta.partition_bytes(spec.name, ds=ds),
+                "delta_version": version,
+                "table_uri": delta.uri(spec.name),
+            },
+            check_results=_check_results(result, cfg, spec.name),
+        )
+
+    return _asset
+
+
+def build_logged_event_assets(
+    cfg: RankerConfig, days: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    specs = (feature_log_spec(cfg.features), event_log_spec())
+    return [_ingestion_asset(cfg, days, spec) for spec in specs]

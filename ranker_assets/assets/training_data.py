@@ -1,0 +1,63 @@
+"""`training_examples`: the Joiner, run by Spark, one day at a time once its labels are mature."""
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+
+from ranker_assets.config import RankerConfig
+from ranker_assets.joiner import run_joiner
+from ranker_assets.resources import LakeResource
+
+
+def build_training_data_assets(
+    cfg: RankerConfig, days: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=days,
+        deps=[
+            dg.AssetDep("feature_log"),
+            # Labels of day D need the events of D and D+1: D is joined only once D+1 exists.
+            dg.AssetDep("event_log", partition_mapping=dg.TimeWindowPartitionMapping(end_offset=1)),
+        ],
+        group_name="training_data",
+        kinds={"spark", "delta"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "logs_agree",
+                asset="training_examples",
+                blocking=True,
+                description="Feature rows without an impression and engaged pins without a feature "
+                "row, as a share of the day's feature rows, stay under joiner.orphan_error_share.",
+            )
+        ],
+        description="One row per logged (request, pin) of the day: typed features, labels within "
+        "the maturity window, position, policy, propensity and weight = 1 / keep_rate.",
+    )
+    def training_examples(
+        context: dg.AssetExecutionContext, lake: LakeResource, pyspark: LazyPySparkResource
+    ) -> dg.MaterializeResult:
+        ds = context.partition_key
+        version, stats = run_joiner(
+            pyspark.spark_session, lake.lake(), ds, cfg.features, cfg.joiner
+        )
+        share = stats.orphan_share
+        return dg.MaterializeResult(
+            metadata={
+                "feature_rows": stats.feature_rows,
+                "rows_joined": stats.joined_rows,
+                "features_without_impression": stats.features_without_impression,
+                "engaged_without_features": stats.engaged_without_features,
+                **{f"positives_{k}": v for k, v in stats.positives.items()},
+                "delta_version": version,
+                "lake_bytes": lake.lake().partition_bytes("training_examples", ds=ds),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="logs_agree",
+                    passed=share <= cfg.joiner.orphan_error_share,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"orphan_share": share, "error_above": cfg.joiner.orphan_error_share},
+                )
+            ],
+        )
+
+    return [training_examples]

@@ -1,0 +1,269 @@
+"""Ingestion: a day of landed logs -> contract-valid rows, a quarantine with reasons, duplicates.
+
+Nothing is dropped silently. Every landed row ends in exactly one of three places:
+- kept: it passes the log contract and the day's time window;
+- quarantined: with the rule and column it broke, and its raw payload, for inspection/replay;
+- dropped as a duplicate of a kept row (same event id, or same (request, pin)), and counted.
+rows_in == kept + quarantined + duplicates, always.
+
+Type and null rules are checked here (pandera cannot report per-row reasons once a column fails
+to coerce); value rules come from the pandera contract itself, row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.parquet as pq
+from pandera.errors import SchemaErrors
+
+from ranker_assets.config import FeatureSpec
+from ranker_assets.hybrid_logging import contract
+from ranker_assets.hybrid_logging.landing import day_files
+
+QUARANTINE_SCHEMA = pa_arrow.schema(
+    [
+        ("log", pa_arrow.string()),
+        ("ds", pa_arrow.string()),
+        ("source_file", pa_arrow.string()),
+        ("row_number", pa_arrow.int64()),
+        ("rule", pa_arrow.string()),
+        ("column", pa_arrow.string()),
+        ("detail", pa_arrow.string()),
+        ("raw_payload", pa_arrow.string()),
+    ]
+)
+_META = ("_source_file", "_row_number", "_raw")
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """How one log is ingested: its contract, its unique key and the column that dates a row."""
+
+    name: str
+    schema: pa.DataFrameSchema
+    key: tuple[str, ...]
+    time_column: str
+
+
+def event_log_spec() -> LogSpec:
+    return LogSpec("event_log", contract.event_log_schema(), ("event_id",), "timestamp")
+
+
+def feature_log_spec(features: FeatureSpec) -> LogSpec:
+    return LogSpec(
+        "feature_log", contract.feature_log_schema(features), ("request_id", "pin_id"), "request_ts"
+    )
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    log: str
+    ds: str
+    valid: pa_arrow.Table  # contract-typed rows with a `ds` column
+    quarantine: pa_arrow.Table  # QUARANTINE_SCHEMA
+    rows_in: int
+    duplicates: int
+    bytes_in: int
+
+    @property
+    def kept(self) -> int:
+        return self.valid.num_rows
+
+    @property
+    def quarantined(self) -> int:
+        return self.quarantine.num_rows
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+    def reasons(self) -> dict[str, int]:
+        """Quarantined rows per `rule(column)`, e.g. `wrong_type(position)`."""
+        q = self.quarantine.select(["rule", "column"]).to_pandas()
+        label = q["rule"] + "(" + q["column"].fillna("") + ")"
+        return {k: int(v) for k, v in label.value_counts().sort_index().items()}
+
+
+def _read_jsonl(files: Iterable[Path]) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """Parse JSON lines; malformed lines become quarantine records instead of failing the day."""
+    records: list[dict[str, object]] = []
+    malformed: list[dict[str, object]] = []
+    for path in files:
+        with path.open("rb") as f:
+            for n, line in enumerate(f, start=1):
+                text = line.decode("utf-8", errors="replace").rstrip("\n")
+                if not text.strip():
+                    continue
+                try:
+                    rec = json.loads(text)
+                except json.JSONDecodeError as err:
+                    malformed.append(_qrow(path, n, "malformed_json", None, text, str(err)))
+                    continue
+                if not isinstance(rec, dict):
+                    malformed.append(
+                        _qrow(path, n, "malformed_json", None, text, "not a JSON object")
+                    )
+                    continue
+                rec.update(_source_file=str(path), _row_number=n, _raw=text)
+                records.append(rec)
+    return pd.DataFrame.from_records(records), malformed
+
+
+def _read_parquet(files: Iterable[Path]) -> pd.DataFrame:
+    frames = []
+    for path in files:
+        try:
+            df = pq.read_table(path).to_pandas()
+        except (OSError, pa_arrow.ArrowInvalid) as err:
+            raise ValueError(f"unreadable parquet file in the landing zone: {path}: {err}") from err
+        df["_source_file"] = str(path)
+        df["_row_number"] = np.arange(1, len(df) + 1)
+        df["_raw"] = None
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _qrow(path: Path, n: int, rule: str, column: str | None, raw: str, detail: str) -> dict:
+    return {
+        "source_file": str(path),
+        "row_number": n,
+        "rule": rule,
+        "column": column,
+        "detail": detail,
+        "raw_payload": raw,
+    }
+
+
+def _coerce(values: pd.Series, dtype: str) -> pd.Series:
+    """Cast to the contract dtype; values that cannot be cast become NA (reported as wrong_type)."""
+    if dtype.startswith("datetime64"):
+        return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601").astype(
+            "datetime64[us, UTC]"
+        )
+    if dtype.startswith(("int", "float")):
+        if values.dtype.kind in "biuf" and values.dtype.kind != "b":
+            num = values
+        else:
+            num = pd.to_numeric(values.where(values.map(_is_number)), errors="coerce")
+        if dtype.startswith("int"):
+            num = num.where(np.isfinite(num.astype("float64")) & (num == np.round(num)))
+        return num
+    if dtype == "bool":
+        return values.where(values.map(lambda v: isinstance(v, bool | np.bool_)))
+    return values.where(values.map(lambda v: isinstance(v, str)))
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Split raw rows into (valid typed rows, quarantine records, number of duplicates dropped)."""
+    reason = pd.Series(None, index=df.index, dtype=object)
+    column = pd.Series(None, index=df.index, dtype=object)
+    detail = pd.Series(None, index=df.index, dtype=object)
+
+    def flag(mask: pd.Series, rule: str, col: str | None, text: str) -> None:
+        new = mask & reason.isna()
+        reason[new] = rule
+        column[new] = col
+        detail[new] = text
+
+    typed = pd.DataFrame(index=df.index)
+    for name, col in spec.schema.columns.items():
+        if name not in df.columns:
+            flag(pd.Series(True, index=df.index), "missing_column", name, "column absent in file")
+            continue
+        raw = df[name]
+        present = raw.notna()
+        flag(~present, "missing_value", name, "null or absent")
+        cast = _coerce(raw, str(col.dtype))
+        flag(present & cast.isna(), "wrong_type", name, f"expected {col.dtype}")
+        typed[name] = cast
+
+    # Value rules from the contract, on rows whose types are right.
+    ok = reason.isna()
+    candidates = typed[ok].astype({n: str(c.dtype) for n, c in spec.schema.columns.items()})
+    try:
+        spec.schema.validate(candidates, lazy=True)
+    except SchemaErrors as err:
+        fc = err.failure_cases
+        fc = fc[fc["index"].notna() & ~fc["check"].astype(str).str.contains("uniqueness")]
+        fc = fc.drop_duplicates("index", keep="first").set_index("index")
+        fresh = fc.index[reason.loc[fc.index].isna().to_numpy()]
+        reason[fresh] = "contract"
+        detail[fresh] = fc.loc[fresh, "check"].astype(str)
+        column[fresh] = fc.loc[fresh, "column"].where(
+            fc.loc[fresh, "schema_context"] != "DataFrameSchema", None
+        )
+
+    # The partition's time window: a row dated outside ds belongs to another day's folder.
+    start = pd.Timestamp(ds, tz="UTC")
+    when = (
+        typed[spec.time_column] if spec.time_column in typed else pd.Series(pd.NaT, index=df.index)
+    )
+    flag(
+        reason.isna() & ((when < start) | (when >= start + timedelta(days=1))),
+        "outside_partition",
+        spec.time_column,
+        f"{spec.time_column} not on {ds} (UTC)",
+    )
+
+    bad = reason.notna()
+    raw_payload = df["_raw"].where(df["_raw"].notna(), None)
+    if bad.any() and raw_payload[bad].isna().any():
+        cols = [c for c in df.columns if c not in _META]
+        raw_payload[bad & raw_payload.isna()] = (
+            df.loc[bad & raw_payload.isna(), cols]
+            .to_json(orient="records", lines=True, date_format="iso")
+            .strip()
+            .split("\n")
+        )
+    quarantine = pd.DataFrame(
+        {
+            "source_file": df.loc[bad, "_source_file"],
+            "row_number": df.loc[bad, "_row_number"],
+            "rule": reason[bad],
+            "column": column[bad],
+            "detail": detail[bad],
+            "raw_payload": raw_payload[bad],
+        }
+    )
+    kept = typed[~bad].astype({n: str(c.dtype) for n, c in spec.schema.columns.items()})
+    dup = kept.duplicated(list(spec.key), keep="first")
+    return kept[~dup], quarantine, int(dup.sum())
+
+
+def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
+    """Ingest every landed file of one log and day."""
+    ds = str(ds)
+    files = day_files(landing, spec.name, ds)
+    bytes_in = sum(p.stat().st_size for p in files)
+    malformed: list[dict[str, object]] = []
+    if spec.name == "event_log":
+        df, malformed = _read_jsonl(files)
+    else:
+        df = _read_parquet(files)
+    if df.empty:
+        df = pd.DataFrame(columns=[*spec.schema.columns, *_META])
+    kept, quarantine, duplicates = screen(df, spec, ds)
+    quarantine = pd.concat(
+        [quarantine, pd.DataFrame(malformed, columns=quarantine.columns)], ignore_index=True
+    )
+    quarantine.insert(0, "ds", ds)
+    quarantine.insert(0, "log", spec.name)
+    valid = pa_arrow.Table.from_pandas(kept, preserve_index=False).replace_schema_metadata(None)
+    valid = valid.append_column("ds", pa_arrow.array([ds] * valid.num_rows, pa_arrow.string()))
+    q = pa_arrow.Table.from_pandas(
+        quarantine.astype({"row_number": "int64"}), schema=QUARANTINE_SCHEMA, preserve_index=False
+    )
+    return IngestResult(spec.name, ds, valid, q, len(df) + len(malformed), duplicates, bytes_in)

@@ -1,0 +1,197 @@
+"""Delta tables of the lake: replace a day atomically, read days back, bridge Spark and delta-rs.
+
+delta-rs (`deltalake`) owns every table's transaction log. Spark cannot load the Delta connector
+here (its jars come from Maven), so Spark reads a table's committed parquet files directly and
+writes new parquet files that delta-rs then commits: the table stays an ordinary Delta table
+that any Delta reader (delta-rs, DuckDB, polars, Spark with the connector) can open.
+
+Reads go through the log's file list rather than `DeltaTable.to_pyarrow_table`, whose thread
+pool can abort the interpreter at exit (delta-io/delta-rs#2184); this is only correct for tables
+without deletion vectors, which `_check_readable` enforces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.transaction import AddAction
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+PARTITION = "ds"
+
+
+def _predicate(partitions: dict[str, str]) -> str:
+    for key, value in partitions.items():
+        if "'" in value:
+            raise ValueError(f"partition value for {key} may not contain quotes: {value!r}")
+    return " AND ".join(f"{k} = '{v}'" for k, v in partitions.items())
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A folder (or object-store prefix) of Delta tables, each partitioned by day (`ds`)."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+
+    def uri(self, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{table}"
+
+    def exists(self, table: str) -> bool:
+        return DeltaTable.is_deltatable(
+            self.uri(table), storage_options=self.storage_options or None
+        )
+
+    def table(self, table: str) -> DeltaTable:
+        return DeltaTable(self.uri(table), storage_options=self.storage_options or None)
+
+    def replace_partition(self, table: str, data: pa.Table, partitions: dict[str, str]) -> int:
+        """Replace one partition (e.g. a day) with `data` in a single commit; returns the version.
+
+        Rows of other partitions are untouched; `data` outside `partitions` is an error. A crash
+        before the commit leaves the table readable at its previous version.
+        """
+        for key, value in partitions.items():
+            col = data.column(key)
+            if data.num_rows and not all(v == value for v in col.unique().to_pylist()):
+                raise ValueError(f"rows outside {key}={value} in data for {table}")
+        write_deltalake(
+            self.uri(table),
+            data,
+            mode="overwrite",
+            predicate=_predicate(partitions),
+            partition_by=list(partitions),
+            storage_options=self.storage_options or None,
+        )
+        return self.table(table).version()
+
+    def files(self, table: str, days: Sequence[str] | None = None, **eq: str) -> list[str]:
+        """URIs of the committed data files of `days` (all days when None)."""
+        dt = self.table(table)
+        _check_readable(dt, table)
+        clauses = [f"{k} = '{v}'" for k, v in eq.items()]
+        if days is not None:
+            if not days:
+                return []
+            clauses.append("(" + " OR ".join(f"{PARTITION} = '{d}'" for d in days) + ")")
+        return dt.file_uris(file_pruning_predicate=" AND ".join(clauses) if clauses else None)
+
+    def read(
+        self,
+        table: str,
+        days: Sequence[str] | None = None,
+        columns: list[str] | None = None,
+        **eq: str,
+    ) -> pa.Table:
+        """The rows of `days` as one Arrow table, partition columns included."""
+        dt = self.table(table)
+        schema = pa.schema(dt.schema().to_arrow())
+        files = self.files(table, days, **eq)
+        if not files:
+            return schema.empty_table().select(columns or schema.names)
+        parts = dt.metadata().partition_columns
+        ds = pads.dataset(
+            [_local(f) for f in files],
+            schema=schema,
+            format="parquet",
+            partitioning=pads.partitioning(
+                pa.schema([schema.field(p) for p in parts]), flavor="hive"
+            ),
+            partition_base_dir=_local(self.uri(table)),
+        )
+        return ds.to_table(columns=columns)
+
+    def partition_bytes(self, table: str, **partitions: str) -> int:
+        """Bytes of the committed files of one partition (from the Delta log, no listing)."""
+        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        mask = None
+        for key, value in partitions.items():
+            eq = pc.equal(actions[f"partition.{key}"], value)
+            mask = eq if mask is None else pc.and_(mask, eq)
+        selected = actions.filter(mask) if mask is not None else actions
+        return int(pc.sum(selected["size_bytes"]).as_py() or 0)
+
+    # -- Spark bridge -------------------------------------------------------------------------
+
+    def spark_read(self, spark: SparkSession, table: str, days: Sequence[str]) -> DataFrame:
+        """A Spark DataFrame over the committed files of `days` (with the `ds` column)."""
+        files = self.files(table, days)
+        if not files:
+            raise FileNotFoundError(f"{table} has no data for days {list(days)}")
+        return (
+            spark.read.option("basePath", self.uri(table))
+            .option("recursiveFileLookup", "false")
+            .parquet(*files)
+        )
+
+    def spark_replace_day(self, df: DataFrame, table: str, ds: str) -> tuple[int, int]:
+        """Spark writes the day's parquet files, then delta-rs swaps them in with one commit.
+
+        Returns (version, rows). Files from a write that crashes before the commit are never
+        referenced by the log, so readers keep seeing the previous version.
+        """
+        root = _local(self.uri(table))
+        staging = f"{root}/{PARTITION}={ds}/_write-{uuid.uuid4().hex}"
+        df.drop(PARTITION).write.mode("errorifexists").parquet(staging)
+        written = sorted(Path(staging).glob("*.parquet"))
+        actions, rows = [], 0
+        schema = pq.read_schema(written[0]) if written else None
+        for path in written:
+            meta = pq.read_metadata(path)
+            rows += meta.num_rows
+            actions.append(
+                AddAction(
+                    path=os.path.relpath(path, root),
+                    size=path.stat().st_size,
+                    partition_values={PARTITION: ds},
+                    modification_time=int(time.time() * 1000),
+                    data_change=True,
+                    stats=json.dumps({"numRecords": meta.num_rows}),
+                )
+            )
+        if schema is None:  # Spark wrote no file: the day is empty; commit an empty replacement.
+            schema = df.drop(PARTITION).limit(0).toArrow().schema
+        full_schema = pa.schema([*_nullable(schema), pa.field(PARTITION, pa.string())])
+        if not self.exists(table):
+            DeltaTable.create(
+                self.uri(table),
+                full_schema,
+                partition_by=[PARTITION],
+                storage_options=self.storage_options or None,
+            )
+        self.table(table).create_write_transaction(
+            actions,
+            mode="overwrite",
+            schema=full_schema,
+            partition_by=[PARTITION],
+            partition_filters=[(PARTITION, "=", ds)],
+        )
+        return self.table(table).version(), rows
+
+
+def _nullable(schema: pa.Schema) -> list[pa.Field]:
+    return [f.with_nullable(True) for f in schema]
+
+
+def _local(uri: str) -> str:
+    return uri.removeprefix("file://")
+
+
+def _check_readable(dt: DeltaTable, table: str) -> None:
+    features = dt.protocol().reader_features or []
+    if "deletionVectors" in features:
+        raise NotImplementedError(f"{table} uses deletion vectors; read it with a Delta reader")

@@ -1,0 +1,45 @@
+"""Resources: where the project reads and writes, swappable per environment by configuration.
+
+Defaults are local (folders under RANKER_HOME, Spark local[2]); a deployment points the same
+resources at object-store Delta tables and a Spark cluster. Credentials never live here:
+delta-rs reads the usual environment variables (AWS_*, AZURE_*, GOOGLE_*) for object stores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+
+from ranker_assets.config import RankerConfig, ranker_home
+from ranker_assets.lake import Lake
+from ranker_assets.spark_session import prepare_environment
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Delta lake: a local folder by default (RANKER_HOME/lake), or e.g. `s3://bucket/lake`."""
+
+    root: str = ""
+
+    def lake(self) -> Lake:
+        return Lake(self.root or str(ranker_home() / "lake"))
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone that log files arrive in (RANKER_HOME/landing by default)."""
+
+    path: str = ""
+
+    def root(self) -> Path:
+        return Path(self.path) if self.path else ranker_home() / "landing"
+
+
+def build_resources(cfg: RankerConfig) -> dict[str, dg.ConfigurableResource]:
+    """Default resources; environment variables override locations without code changes."""
+    prepare_environment()
+    return {
+        "lake": LakeResource(root=dg.EnvVar("RANKER_LAKE_URI").get_value("") or ""),
+        "landing": LandingResource(path=dg.EnvVar("RANKER_LANDING").get_value("") or ""),
+        "pyspark": LazyPySparkResource(spark_config=cfg.spark.session_config()),
+    }

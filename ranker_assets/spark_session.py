@@ -1,0 +1,27 @@
+"""One way to start Spark for this project, shared by the Dagster resource, tests and benches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from ranker_assets.config import SparkConfig
+
+SPARK_CONF_DIR = Path(__file__).parent / "spark_conf"
+
+
+def prepare_environment() -> None:
+    """Bind local Spark to loopback and quiet its logs, unless the user configured otherwise."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
+
+
+def get_spark(cfg: SparkConfig) -> SparkSession:
+    """Start (or reuse: Spark allows one session per process) a session with the ranker's conf."""
+    prepare_environment()
+    builder = SparkSession.builder
+    for key, value in cfg.session_config().items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
