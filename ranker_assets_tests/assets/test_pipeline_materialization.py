@@ -1,0 +1,130 @@
+"""Real Dagster materializations of the logged-event assets and the Joiner: Spark, Delta, checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_pyspark import LazyPySparkResource
+
+from ranker_assets.definitions import build_definitions
+from ranker_assets.hybrid_logging import landing
+from ranker_assets.resources import LakeResource, LandingResource
+from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets_tests.conftest import SEED, START, small_config
+
+pytestmark = pytest.mark.spark
+D1, D2, D3 = (str(START + timedelta(days=i)) for i in range(3))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("pipeline")
+    cfg = small_config(client_fault_share=0.002)
+    simulate_to_landing(cfg.world, cfg.logging, root / "landing", START, 2, 800, SEED)
+    resources = {
+        "lake": LakeResource(root=str(root / "lake")),
+        "landing": LandingResource(path=str(root / "landing")),
+        "pyspark": LazyPySparkResource(spark_config=cfg.spark.session_config()),
+    }
+    defs = build_definitions(cfg, resources)
+    with dg.instance_for_test() as instance:
+        yield defs, instance, resources["lake"].lake(), root / "landing"
+
+
+def _run(defs: dg.Definitions, instance: dg.DagsterInstance, assets: list[str], ds: str):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=ds,
+        asset_selection=[dg.AssetKey(a) for a in assets],
+        raise_on_error=False,
+    )
+
+
+def _meta(result, asset: str) -> dict[str, object]:
+    (mat,) = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
+    defs, instance, lake, _ = setup
+    for ds in (D1, D2, D3):
+        logs = ["event_log"] if ds == D3 else ["feature_log", "event_log"]
+        result = _run(defs, instance, logs, ds)
+        assert result.success
+        for log in logs:
+            m = _meta(result, log)
+            assert m["reconciles"] is True
+            assert m["rows_in"] == m["rows_kept"] + m["rows_quarantined"] + m["duplicates_dropped"]
+            assert m["lake_bytes"] > 0
+        if ds != D3:  # D3 holds only the late events of D2: too few rows for a stable share
+            assert all(e.passed for e in result.get_asset_check_evaluations())
+    for ds in (D1, D2):
+        result = _run(defs, instance, ["training_examples"], ds)
+        assert result.success
+        m = _meta(result, "training_examples")
+        kept = lake.read("feature_log", [ds]).num_rows
+        assert m["rows_joined"] == m["feature_rows"] == kept
+        assert m["positives_click"] > 0
+        (check,) = result.get_asset_check_evaluations()
+        assert check.check_name == "logs_agree" and check.passed
+    # Re-materializing a day through Dagster replaces it: same rows, nothing duplicated.
+    before = lake.read("training_examples").num_rows
+    assert _run(defs, instance, ["feature_log", "event_log", "training_examples"], D1).success
+    assert lake.read("training_examples").num_rows == before
+    assert lake.read("training_examples", [D2]).num_rows == lake.read("feature_log", [D2]).num_rows
+    quarantined = lake.read("quarantine", [D1], log="event_log").num_rows
+    assert (
+        quarantined
+        == _meta(_run(defs, instance, ["event_log"], D1), "event_log")["rows_quarantined"]
+    )
+
+
+def _broken_client(landing_root: Path, n: int) -> Path:
+    """A client that sends `n` events without ids into D2's folder."""
+    bad = landing.day_dir(landing_root, "event_log", D2) / "zz-broken-client.jsonl"
+    rows = (json.dumps({"event_id": f"b{i}", "event_type": "click"}) for i in range(n))
+    bad.write_text("\n".join(rows))
+    return bad
+
+
+def _event_log_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (check,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == dg.AssetKey("event_log") and e.check_name == "quarantine_share"
+    ]
+    return check
+
+
+@pytest.mark.parametrize(
+    ("bad_rows", "severity", "joined"),
+    [(3000, dg.AssetCheckSeverity.ERROR, False), (250, dg.AssetCheckSeverity.WARN, True)],
+)
+def test_quarantine_share_warns_or_blocks_the_join_in_the_same_run(
+    setup, bad_rows: int, severity: dg.AssetCheckSeverity, joined: bool
+) -> None:
+    defs, instance, _, landing_root = setup
+    bad = _broken_client(landing_root, bad_rows)
+    try:
+        result = _run(defs, instance, ["feature_log", "event_log", "training_examples"], D2)
+        check = _event_log_check(result)
+        assert not check.passed and check.severity == severity
+        share = check.metadata["quarantine_share"].value
+        assert (share > 0.05) if severity == dg.AssetCheckSeverity.ERROR else (0.01 < share <= 0.05)
+        assert result.is_node_success("training_examples") is joined
+        failures = result.get_step_failure_events()
+        if joined:
+            assert not failures
+        else:  # the blocking check stops the run after event_log: the Joiner never starts
+            (failure,) = failures
+            assert failure.step_key == "event_log"
+            assert "blocking asset check failed" in failure.event_specific_data.error.message
+            assert not result.asset_materializations_for_node("training_examples")
+    finally:
+        bad.unlink()
+        assert _run(defs, instance, ["event_log"], D2).success

@@ -1,0 +1,114 @@
+"""The Joiner on small hand-made logs whose answers are known."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from ranker_assets.config import FeatureSpec, JoinerConfig
+from ranker_assets.joiner import LabelsNotReadyError, run_joiner
+from ranker_assets.lake import Lake
+
+pytestmark = pytest.mark.spark
+D, D1 = "2026-11-01", "2026-11-02"
+SPEC = FeatureSpec(dense=("f1",), categorical=("pin_id", "pin_topic"))
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _features(rows: list[tuple]) -> pa.Table:
+    """rows: (request, pin, request_ts, impressed, policy, propensity, keep_rate)."""
+    cols = list(zip(*rows, strict=True))
+    n = len(rows)
+    return pa.table({
+        "request_id": pa.array(cols[0], pa.int64()), "pin_id": pa.array(cols[1], pa.int64()),
+        "user_id": pa.array([7] * n, pa.int64()), "query_pin_id": pa.array([1] * n, pa.int64()),
+        "request_ts": pa.array([_ts(t) for t in cols[2]], pa.timestamp("us", tz="UTC")),
+        "position": pa.array(range(n), pa.int32()), "impressed": pa.array(cols[3]),
+        "platform": ["ios"] * n, "content_type": ["image"] * n, "policy": list(cols[4]),
+        "propensity": pa.array(cols[5], pa.float64()), "keep_rate": pa.array(cols[6], pa.float64()),
+        "log_reason": ["engagement"] * n, "f1": pa.array([0.5] * n, pa.float32()),
+        "pin_topic": pa.array([3] * n, pa.int64()), "ds": [D] * n,
+    })  # fmt: skip
+
+
+def _events(rows: list[tuple[int, int, str, str]], ds: str) -> pa.Table:
+    cols = list(zip(*rows, strict=True))
+    n = len(rows)
+    return pa.table({
+        "event_id": [f"{r}-{p}-{t}" for r, p, t, _ in rows],
+        "request_id": pa.array(cols[0], pa.int64()), "pin_id": pa.array(cols[1], pa.int64()),
+        "user_id": pa.array([7] * n, pa.int64()), "event_type": list(cols[2]),
+        "position": pa.array([0] * n, pa.int64()),
+        "timestamp": pa.array([_ts(t) for t in cols[3]], pa.timestamp("us", tz="UTC")),
+        "platform": ["ios"] * n, "ds": [ds] * n,
+    })  # fmt: skip
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    lake = Lake(str(tmp_path))
+    lake.replace_partition("feature_log", _features([
+        # request 1, production, late in the evening
+        (1, 100, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # click after midnight
+        (1, 101, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # closeup past maturity
+        (1, 102, f"{D}T23:59:00", True, "production", 1.0, 0.1),  # sampled impression only
+        (1, 105, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # no impression event: orphan
+        # request 2, randomized: everything served is logged, with propensities
+        (2, 200, f"{D}T10:00:00", False, "randomized", 0.5, 1.0),
+        (2, 201, f"{D}T10:00:00", True, "randomized", 0.5, 1.0),
+    ]), {"ds": D})  # fmt: skip
+    lake.replace_partition("event_log", _events([
+        (1, 100, "impression", f"{D}T23:59:01"),
+        (1, 101, "impression", f"{D}T23:59:01"),
+        (1, 102, "impression", f"{D}T23:59:01"),
+        (2, 201, "impression", f"{D}T10:00:01"),
+        (2, 201, "repin", f"{D}T10:00:20"),
+        (2, 201, "hide", f"{D}T10:00:30"),
+        (3, 300, "impression", f"{D}T12:00:00"),  # engaged, but the logger lost its features
+        (3, 300, "click", f"{D}T12:00:05"),
+    ], D), {"ds": D})  # fmt: skip
+    lake.replace_partition("event_log", _events([
+        (1, 100, "click", f"{D1}T00:00:30"),
+        (1, 100, "long_click", f"{D1}T00:01:00"),
+        (1, 101, "closeup", f"{D1}T23:59:30"),  # 24h29s after its impression
+    ], D1), {"ds": D1})  # fmt: skip
+    return lake
+
+
+def test_join_labels_weights_propensities_and_orphans(lake: Lake, spark) -> None:
+    version, stats = run_joiner(spark, lake, D, SPEC, JoinerConfig(maturity_hours=24))
+    rows = {r["pin_id"]: r for r in lake.read("training_examples", [D]).to_pylist()}
+    labels = ("closeup", "click", "repin", "long_click", "hide")
+    got = {pin: tuple(r[lab] for lab in labels) for pin, r in rows.items()}
+    assert got == {
+        100: (0, 1, 0, 1, 0),  # labels that arrived after midnight count
+        101: (0, 0, 0, 0, 0),  # the closeup came after the maturity window
+        102: (0, 0, 0, 0, 0),
+        105: (0, 0, 0, 0, 0),
+        200: (0, 0, 0, 0, 0),
+        201: (0, 0, 1, 0, 1),
+    }
+    assert rows[102]["weight"] == pytest.approx(10.0) and rows[100]["weight"] == 1.0
+    assert rows[200]["propensity"] == 0.5 and rows[200]["policy"] == "randomized"
+    assert rows[200]["impression_ts"] is None and rows[201]["impression_ts"] is not None
+    assert rows[100]["f1"] == pytest.approx(0.5) and rows[100]["pin_topic"] == 3
+    assert stats.feature_rows == stats.joined_rows == 6
+    assert stats.features_without_impression == 1  # pin 105
+    assert stats.engaged_without_features == 1  # pin 300
+    assert stats.positives == {"closeup": 0, "click": 1, "repin": 1, "long_click": 1, "hide": 1}
+    # A longer maturity window picks up the late closeup; re-running replaces the day.
+    run_joiner(spark, lake, D, SPEC, JoinerConfig(maturity_hours=25))
+    again = {r["pin_id"]: r["closeup"] for r in lake.read("training_examples", [D]).to_pylist()}
+    assert again[101] == 1 and len(again) == 6
+    assert lake.table("training_examples").version() == version + 1
+
+
+def test_a_day_is_not_joined_before_its_labels_are_mature(lake: Lake, spark) -> None:
+    with pytest.raises(LabelsNotReadyError, match=r"event_log\[2026-11-03\]"):
+        run_joiner(spark, lake, D1, SPEC, JoinerConfig())
