@@ -148,16 +148,35 @@ class SparkConfig(_Strict):
         }
 
 
+class SamplingSettings(_Strict):
+    """Where the sampling configs live, which one trains by default, and the health limit."""
+
+    configs_dir: str = "configs/sampling"
+    default: str = "balanced"
+    max_ratio_change: float = Field(3.0, gt=1.0)
+
+    @property
+    def configs_path(self) -> Path:
+        path = Path(self.configs_dir)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+
 class CadenceConfig(_Strict):
-    """How fresh each stage must be; Dagster freshness policies are built from these."""
+    """How fresh each stage must be (hours); Dagster freshness policies are built from these.
+
+    Logs land daily; a training dataset is a day behind its logs (labels need D+1).
+    """
 
     logs_warn_hours: float = Field(30.0, gt=0)
     logs_fail_hours: float = Field(54.0, gt=0)
+    training_data_warn_hours: float = Field(54.0, gt=0)
+    training_data_fail_hours: float = Field(78.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> CadenceConfig:
-        if self.logs_warn_hours > self.logs_fail_hours:
-            raise ValueError("cadence.logs_warn_hours must not exceed logs_fail_hours")
+        for stage in ("logs", "training_data"):
+            if getattr(self, f"{stage}_warn_hours") > getattr(self, f"{stage}_fail_hours"):
+                raise ValueError(f"cadence.{stage}_warn_hours must not exceed {stage}_fail_hours")
         return self
 
 
@@ -172,6 +191,7 @@ class RankerConfig(_Strict):
     ingestion: IngestionConfig = IngestionConfig()
     joiner: JoinerConfig = JoinerConfig()
     spark: SparkConfig = SparkConfig()
+    sampling: SamplingSettings = SamplingSettings()
     cadence: CadenceConfig = CadenceConfig()
 
 

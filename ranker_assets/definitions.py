@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from ranker_assets.assets.logged_events import build_logged_event_assets
+from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.training_data import build_training_data_assets
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.partitions import daily_partitions
 from ranker_assets.resources import build_resources
 
 LANDED_LOGS = ("feature_log", "event_log")
+# We use beta APIs on purpose (observable source assets, multi-to-single partition mappings).
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 def build_definitions(
@@ -38,6 +43,7 @@ def build_definitions(
             *landing,
             *build_logged_event_assets(cfg, days),
             *build_training_data_assets(cfg, days),
+            *build_sampled_data_assets(cfg, days),
         ],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.

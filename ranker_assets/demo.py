@@ -23,7 +23,10 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object
 
 
 def materialize_day(
-    defs: dg.Definitions, instance: dg.DagsterInstance, assets: list[str], ds: str
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    assets: list[str],
+    ds: str | dg.MultiPartitionKey,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `assets` for one day in one run, as the UI or a backfill would."""
     job = defs.resolve_implicit_global_asset_job_def()
@@ -85,9 +88,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{ds:<12}{m['rows_joined']:>9,}{m['positives_closeup']:>9,}{m['positives_click']:>7,}"
                 f"{m['positives_repin']:>7,}{m['positives_long_click']:>6,}{m['positives_hide']:>6,}"
             )
-    print(
-        f"\nDelta tables under {home / 'lake'}; run `make ui` to browse the asset graph and runs."
-    )
+        sampling = cfg.sampling.default
+        print(f"\n== 4. Sampler: training_examples -> sampled_dataset (config {sampling!r}) ==")
+        for ds in days:
+            key = dg.MultiPartitionKey({"ds": ds, "config": sampling})
+            result = materialize_day(defs, instance, ["sampled_dataset"], key)
+            m = _metadata(result, "sampled_dataset")
+            (check,) = result.get_asset_check_evaluations()
+            status = "healthy" if check.passed else f"UNHEALTHY: {check.metadata['problems'].value}"
+            reused = " (reused by lineage)" if m["reused_by_lineage"] else ""
+            print(f"\n-- {ds}: {status}{reused}\n{m['health']}")
+    print(f"\nDelta tables under {home / 'lake'}; `make ui` shows the asset graph and the runs.")
     return 0
 
 

@@ -12,6 +12,7 @@ without deletion vectors, which `_check_readable` enforces.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -127,9 +128,21 @@ class Lake:
 
     # -- Spark bridge -------------------------------------------------------------------------
 
-    def spark_read(self, spark: SparkSession, table: str, days: Sequence[str]) -> DataFrame:
-        """A Spark DataFrame over the committed files of `days` (with the `ds` column)."""
-        files = self.files(table, days)
+    def partition_fingerprint(self, table: str, **partitions: str) -> str:
+        """Identity of a partition's content: a rewrite commits new file names, so it changes."""
+        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        for key, value in partitions.items():
+            actions = actions.filter(pc.equal(actions[f"partition.{key}"], value))
+        listing = sorted(
+            zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True)
+        )
+        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+
+    def spark_read(
+        self, spark: SparkSession, table: str, days: Sequence[str], **eq: str
+    ) -> DataFrame:
+        """A Spark DataFrame over the committed files of `days` (partition columns included)."""
+        files = self.files(table, days, **eq)
         if not files:
             raise FileNotFoundError(f"{table} has no data for days {list(days)}")
         return (
@@ -139,14 +152,22 @@ class Lake:
         )
 
     def spark_replace_day(self, df: DataFrame, table: str, ds: str) -> tuple[int, int]:
-        """Spark writes the day's parquet files, then delta-rs swaps them in with one commit.
+        """Replace one day of a ds-partitioned table with a Spark DataFrame; see below."""
+        return self.spark_replace_partition(df, table, {PARTITION: ds})
+
+    def spark_replace_partition(
+        self, df: DataFrame, table: str, partitions: dict[str, str]
+    ) -> tuple[int, int]:
+        """Spark writes the partition's parquet files, then delta-rs swaps them in in one commit.
 
         Returns (version, rows). Files from a write that crashes before the commit are never
         referenced by the log, so readers keep seeing the previous version.
         """
+        _predicate(partitions)  # validates the values
         root = _local(self.uri(table))
-        staging = f"{root}/{PARTITION}={ds}/_write-{uuid.uuid4().hex}"
-        df.drop(PARTITION).write.mode("errorifexists").parquet(staging)
+        folder = "/".join(f"{k}={v}" for k, v in partitions.items())
+        staging = f"{root}/{folder}/_write-{uuid.uuid4().hex}"
+        df.drop(*partitions).write.mode("errorifexists").parquet(staging)
         written = sorted(Path(staging).glob("*.parquet"))
         actions, rows = [], 0
         schema = pq.read_schema(written[0]) if written else None
@@ -157,28 +178,29 @@ class Lake:
                 AddAction(
                     path=os.path.relpath(path, root),
                     size=path.stat().st_size,
-                    partition_values={PARTITION: ds},
+                    partition_values=dict(partitions),
                     modification_time=int(time.time() * 1000),
                     data_change=True,
                     stats=json.dumps({"numRecords": meta.num_rows}),
                 )
             )
-        if schema is None:  # Spark wrote no file: the day is empty; commit an empty replacement.
-            schema = df.drop(PARTITION).limit(0).toArrow().schema
-        full_schema = pa.schema([*_nullable(schema), pa.field(PARTITION, pa.string())])
+        if schema is None:  # Spark wrote no file: the partition is empty; commit that.
+            schema = df.drop(*partitions).limit(0).toArrow().schema
+        part_fields = [pa.field(k, pa.string()) for k in partitions]
+        full_schema = pa.schema([*_nullable(schema), *part_fields])
         if not self.exists(table):
             DeltaTable.create(
                 self.uri(table),
                 full_schema,
-                partition_by=[PARTITION],
+                partition_by=list(partitions),
                 storage_options=self.storage_options or None,
             )
         self.table(table).create_write_transaction(
             actions,
             mode="overwrite",
             schema=full_schema,
-            partition_by=[PARTITION],
-            partition_filters=[(PARTITION, "=", ds)],
+            partition_by=list(partitions),
+            partition_filters=[(k, "=", v) for k, v in partitions.items()],
         )
         return self.table(table).version(), rows
 

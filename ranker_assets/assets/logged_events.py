@@ -1,9 +1,8 @@
 """`feature_log` and `event_log`: a landed day -> valid Delta rows + quarantine with reasons."""
 
-from datetime import timedelta
-
 import dagster as dg
 
+from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.ingestion import (
     IngestResult,
@@ -58,10 +57,7 @@ def _ingestion_asset(
         deps=[dg.AssetKey(["landing", spec.name])],
         group_name="logged_events",
         kinds={"delta", "pandas"},
-        freshness_policy=dg.FreshnessPolicy.time_window(
-            fail_window=timedelta(hours=cfg.cadence.logs_fail_hours),
-            warn_window=timedelta(hours=cfg.cadence.logs_warn_hours),
-        ),
+        freshness_policy=freshness_policy(cfg.cadence, "logs"),
         check_specs=[
             dg.AssetCheckSpec(
                 "quarantine_share",

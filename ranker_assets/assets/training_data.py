@@ -3,6 +3,7 @@
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
+from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.joiner import run_joiner
 from ranker_assets.resources import LakeResource
@@ -20,6 +21,7 @@ def build_training_data_assets(
         ],
         group_name="training_data",
         kinds={"spark", "delta"},
+        freshness_policy=freshness_policy(cfg.cadence, "training_data"),
         check_specs=[
             dg.AssetCheckSpec(
                 "logs_agree",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster_pyspark import LazyPySparkResource
 
+from ranker_assets.config import load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging import landing
 from ranker_assets.resources import LakeResource, LandingResource
@@ -23,7 +26,10 @@ D1, D2, D3 = (str(START + timedelta(days=i)) for i in range(3))
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pipeline")
-    cfg = small_config(client_fault_share=0.002)
+    shutil.copytree(load_config().sampling.configs_path, root / "sampling")
+    base = small_config(client_fault_share=0.002)
+    sampling = base.sampling.model_copy(update={"configs_dir": str(root / "sampling")})
+    cfg = base.model_copy(update={"sampling": sampling})
     simulate_to_landing(cfg.world, cfg.logging, root / "landing", START, 2, 800, SEED)
     resources = {
         "lake": LakeResource(root=str(root / "lake")),
@@ -32,10 +38,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     }
     defs = build_definitions(cfg, resources)
     with dg.instance_for_test() as instance:
-        yield defs, instance, resources["lake"].lake(), root / "landing"
+        yield defs, instance, resources["lake"].lake(), root / "landing", root / "sampling"
 
 
-def _run(defs: dg.Definitions, instance: dg.DagsterInstance, assets: list[str], ds: str):
+def _run(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    assets: list[str],
+    ds: str | dg.MultiPartitionKey,
+):
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
         instance=instance,
@@ -51,7 +62,7 @@ def _meta(result, asset: str) -> dict[str, object]:
 
 
 def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
-    defs, instance, lake, _ = setup
+    defs, instance, lake, _, _ = setup
     for ds in (D1, D2, D3):
         logs = ["event_log"] if ds == D3 else ["feature_log", "event_log"]
         result = _run(defs, instance, logs, ds)
@@ -84,6 +95,57 @@ def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
     )
 
 
+def _sample(defs: dg.Definitions, instance: dg.DagsterInstance, ds: str, config: str):
+    result = _run(
+        defs, instance, ["sampled_dataset"], dg.MultiPartitionKey({"ds": ds, "config": config})
+    )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("sampled_dataset")
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "dataset_health" and check.passed, check.metadata
+    return {k: v.value for k, v in mat.metadata.items()}, mat.tags[DATA_VERSION_TAG]
+
+
+def test_sampled_datasets_per_config_and_day_are_reused_by_lineage(setup) -> None:
+    defs, instance, lake, _, configs_dir = setup
+    first = {}
+    for config in ("legacy", "balanced"):
+        for ds in (D1, D2):
+            meta, version = _sample(defs, instance, ds, config)
+            assert not meta["reused_by_lineage"] and meta["rows_out"] > 0
+            first[(config, ds)] = version
+    delta_version = lake.table("sampled_dataset").version()
+    # Unchanged config and upstream: a no-op that keeps the data version (no Spark job, no commit).
+    meta, version = _sample(defs, instance, D1, "legacy")
+    assert meta["reused_by_lineage"] and version == first[("legacy", D1)]
+    assert lake.table("sampled_dataset").version() == delta_version
+    # Editing a config changes its observed data version and recomputes only its partitions.
+    before = _observed_versions(defs, instance)
+    path = configs_dir / "legacy.yaml"
+    path.write_text(path.read_text().replace("negative_keep: 0.3", "negative_keep: 0.25"))
+    after = _observed_versions(defs, instance)
+    assert after["legacy"] != before["legacy"] and after["balanced"] == before["balanced"]
+    meta, version = _sample(defs, instance, D1, "legacy")
+    assert not meta["reused_by_lineage"] and version != first[("legacy", D1)]
+    assert meta["negative_keep_rate"] == 0.25
+    assert _sample(defs, instance, D1, "balanced")[0]["reused_by_lineage"]
+    rows = lake.read("sampled_dataset", [D1], config="legacy").num_rows
+    assert rows == meta["rows_out"]
+
+
+def _observed_versions(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, str]:
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey("sampling_config")]
+    ).success
+    records = instance.fetch_observations(dg.AssetKey("sampling_config"), limit=10).records
+    latest: dict[str, str] = {}
+    for record in reversed(records):  # newest last
+        obs = record.asset_observation
+        latest[obs.partition] = obs.tags[DATA_VERSION_TAG]
+    return latest
+
+
 def _broken_client(landing_root: Path, n: int) -> Path:
     """A client that sends `n` events without ids into D2's folder."""
     bad = landing.day_dir(landing_root, "event_log", D2) / "zz-broken-client.jsonl"
@@ -108,7 +170,7 @@ def _event_log_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluati
 def test_quarantine_share_warns_or_blocks_the_join_in_the_same_run(
     setup, bad_rows: int, severity: dg.AssetCheckSeverity, joined: bool
 ) -> None:
-    defs, instance, _, landing_root = setup
+    defs, instance, _, landing_root, _ = setup
     bad = _broken_client(landing_root, bad_rows)
     try:
         result = _run(defs, instance, ["feature_log", "event_log", "training_examples"], D2)

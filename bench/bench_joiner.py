@@ -1,0 +1,74 @@
+"""Ingestion and Joiner throughput at a realistic day, hybrid logging vs the full-logging reference.
+
+Run: .venv/bin/python bench/bench_joiner.py [--requests 100000]
+Simulates the same two days twice (same seed, same traffic), once logged the hybrid way and once
+logging every served candidate (`full`), ingests both through the contract into Delta, and joins
+day 1 with Spark. Prints one table; the full-logging row is the reference on the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from ranker_assets.config import load_config
+from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
+from ranker_assets.joiner import run_joiner
+from ranker_assets.lake import Lake
+from ranker_assets.spark_session import get_spark
+from ranker_assets.world.simulator import simulate_to_landing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    cfg = load_config()
+    d1 = date(2026, 11, 1)
+    days = [str(d1), str(d1 + timedelta(days=1))]
+    spark = get_spark(cfg.spark)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("hybrid", "full", "hybrid"):  # the first hybrid pass warms up the JVM
+            root = Path(tmp) / mode
+            logging = cfg.logging.model_copy(update={"mode": mode})
+            simulate_to_landing(
+                cfg.world, logging, root / "landing", d1, 2, args.requests, args.seed
+            )
+            lake = Lake(str(root / "lake"))
+            t0 = time.perf_counter()
+            f = ingest_day(root / "landing", feature_log_spec(cfg.features), days[0])
+            lake.replace_partition("feature_log", f.valid, {"ds": days[0]})
+            t1 = time.perf_counter()
+            for ds in days:
+                e = ingest_day(root / "landing", event_log_spec(), ds)
+                lake.replace_partition("event_log", e.valid, {"ds": ds})
+            t2 = time.perf_counter()
+            _, stats = run_joiner(spark, lake, days[0], cfg.features, cfg.joiner)
+            t3 = time.perf_counter()
+            rows.append(
+                (mode, f.rows_in, f.bytes_in, lake.partition_bytes("feature_log", ds=days[0]),
+                 t1 - t0, t2 - t1, stats.joined_rows, t3 - t2)
+            )  # fmt: skip
+    print(f"{args.requests:,} requests/day, ds={days[0]}, Spark {cfg.spark.master}\n")
+    head = ("logging", "feat rows", "landed MB", "lake MB", "ingest f s", "ingest e s", "joined",
+            "join s", "join rows/s")  # fmt: skip
+    print(f"{head[0]:<8}" + "".join(f"{h:>12}" for h in head[1:]))
+    for mode, n, landed, lake_b, tf, te, joined, tj in rows[1:]:
+        print(
+            f"{mode:<8}{n:>12,}{landed / 1e6:>12.1f}{lake_b / 1e6:>12.1f}{tf:>12.1f}{te:>12.1f}"
+            f"{joined:>12,}{tj:>12.1f}{joined / tj:>12,.0f}"
+        )
+    hybrid, full = rows[2], rows[1]
+    print(
+        f"\nhybrid / full: feature-log lake bytes {hybrid[3] / full[3]:.3f}, "
+        f"join time {hybrid[7] / full[7]:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

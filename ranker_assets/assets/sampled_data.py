@@ -1,0 +1,104 @@
+"""`sampling_config` and `sampled_dataset`: one sampled dataset per (day, sampling config).
+
+Lineage cache: each config file is observed as a data version (its content hash); a change
+shows every partition of that config as stale in the UI. Materializing a partition whose config
+hash and upstream training examples are unchanged reuses the stored dataset (no Spark job).
+"""
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+
+from ranker_assets.cadence import freshness_policy
+from ranker_assets.config import RankerConfig
+from ranker_assets.resources import LakeResource
+from ranker_assets.sampling.config import load_sampling_configs
+from ranker_assets.sampling.health import health_markdown
+from ranker_assets.sampling.run import SAMPLED, run_sampler
+
+# Bump when the sampler's logic changes: every sampled partition becomes stale.
+SAMPLER_CODE_VERSION = "sampler-1"
+
+
+def build_sampled_data_assets(
+    cfg: RankerConfig, days: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition | dg.SourceAsset]:
+    folder = cfg.sampling.configs_path
+    names = sorted(load_sampling_configs(folder))
+    config_parts = dg.StaticPartitionsDefinition(names)
+
+    @dg.observable_source_asset(
+        name="sampling_config",
+        partitions_def=config_parts,
+        group_name="training_data",
+        description=f"Sampling configs under {cfg.sampling.configs_dir}/; the data version of each "
+        "is its content hash, so editing a config marks its sampled datasets stale.",
+    )
+    def sampling_config() -> dg.DataVersionsByPartition:
+        current = load_sampling_configs(folder)
+        return dg.DataVersionsByPartition(
+            {n: dg.DataVersion(current[n].content_hash()) for n in names if n in current}
+        )
+
+    @dg.asset(
+        partitions_def=dg.MultiPartitionsDefinition({"ds": days, "config": config_parts}),
+        deps=[
+            dg.AssetDep(
+                "training_examples",
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping("ds"),
+            ),
+            dg.AssetDep(
+                "sampling_config",
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping("config"),
+            ),
+        ],
+        code_version=SAMPLER_CODE_VERSION,
+        group_name="training_data",
+        kinds={"spark", "delta"},
+        freshness_policy=freshness_policy(cfg.cadence, "training_data"),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "dataset_health",
+                asset="sampled_dataset",
+                blocking=True,
+                description="Every head has positives, and no head's positive ratio moved more "
+                "than sampling.max_ratio_change times from the previous day.",
+            )
+        ],
+        description="Training examples of one day sampled by one sampling config (Spark), with "
+        "weights that keep weighted label rates equal to the full data's.",
+    )
+    def sampled_dataset(
+        context: dg.AssetExecutionContext, lake: LakeResource, pyspark: LazyPySparkResource
+    ) -> dg.MaterializeResult:
+        keys = context.partition_key.keys_by_dimension
+        ds, name = keys["ds"], keys["config"]
+        sampling = load_sampling_configs(folder)[name]
+        delta = lake.lake()
+        # The Spark session is only started when the partition has to be recomputed.
+        outcome = run_sampler(
+            lambda: pyspark.spark_session, delta, ds, sampling, cfg.sampling.max_ratio_change
+        )
+        h = outcome.health
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(outcome.lineage),
+            metadata={
+                "reused_by_lineage": outcome.reused,
+                "config_hash": sampling.content_hash(),
+                "rows_in": h.rows_in,
+                "rows_out": h.rows_out,
+                "negative_keep_rate": h.negative_keep_rate,
+                "top1pct_user_share": h.top1pct_user_share,
+                "health": dg.MetadataValue.md(health_markdown(h, outcome.previous)),
+                "table_uri": delta.uri(SAMPLED),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="dataset_health",
+                    passed=not outcome.problems,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"problems": "; ".join(outcome.problems) or "none"},
+                )
+            ],
+        )
+
+    return [sampling_config, sampled_dataset]

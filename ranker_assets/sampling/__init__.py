@@ -1,0 +1,1 @@
+"""The Sampler: user-written sampling configs -> sampled training datasets, cached by lineage."""

@@ -1,0 +1,97 @@
+"""Sampling configs: YAML files under configs/sampling/, one per named sampling strategy.
+
+"Downsample impressions, keep all positives" leaves value in the data; a sampling config says
+per label how much to keep, how many negatives to keep (a rate, or a target positive ratio for
+a head), how to rebalance content types, how to cap heavy users and requests, and what to do
+with randomized-traffic rows. The sampler turns it into keep probabilities and weights that
+keep the model calibrated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Label = Literal["closeup", "click", "repin", "long_click", "hide"]
+ContentType = Literal["image", "video", "product"]
+KeepRate = Annotated[float, Field(gt=0.0, le=1.0)]
+Boost = Annotated[float, Field(gt=0.0)]
+
+
+class SamplingConfigError(ValueError):
+    """A sampling config file is invalid; the message names the file and each bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NegativeTarget(_Strict):
+    """Keep as many label-free rows as it takes for `head` to be `positive_ratio` of the rows."""
+
+    head: Label
+    positive_ratio: float = Field(gt=0.0, lt=1.0)
+    min_rate: float = Field(0.001, gt=0.0, le=1.0)
+
+
+class SamplingConfig(_Strict):
+    """One sampling strategy. Keep probabilities are clipped to 1; weights are 1 / probability."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    seed: int = 0
+    # A row positive in any of these labels is kept with the largest of their rates.
+    label_keep: dict[Label, KeepRate] = Field(
+        default_factory=lambda: dict.fromkeys(
+            ("closeup", "click", "repin", "long_click", "hide"), 1.0
+        )
+    )
+    # Rows positive in none of them: a fixed rate, or a target positive ratio for one head.
+    negative_keep: Annotated[float, Field(ge=0.0, le=1.0)] | NegativeTarget = 0.1
+    content_type_boost: dict[ContentType, Boost] = Field(default_factory=dict)
+    max_per_user: int | None = Field(None, gt=0)
+    max_per_request: int | None = Field(None, gt=0)
+    # Randomized traffic is the unbiased slice: never downsample it, sample it like the rest,
+    # or drop it. Caps are hard limits and apply to every row.
+    randomized: Literal["keep_all", "sample", "drop"] = "keep_all"
+
+    def content_hash(self) -> str:
+        """Identity of the sampling logic: equal hashes sample identically (the lineage key)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_sampling_config(path: Path) -> SamplingConfig:
+    """Load one YAML file; its name is the file's stem unless the file sets it."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SamplingConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise SamplingConfigError(f"{path}: expected a mapping of fields")
+    raw.setdefault("name", path.stem)
+    try:
+        return SamplingConfig.model_validate(raw)
+    except ValidationError as err:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<config>'}: {e['msg']}" for e in err.errors()
+        )
+        raise SamplingConfigError(f"{path}: invalid sampling config: {fields}") from None
+
+
+def load_sampling_configs(folder: Path) -> dict[str, SamplingConfig]:
+    """Every `*.yaml` under `folder`, by name; names must be unique."""
+    configs: dict[str, SamplingConfig] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        cfg = load_sampling_config(path)
+        if cfg.name in configs:
+            raise SamplingConfigError(f"{path}: duplicate sampling config name {cfg.name!r}")
+        configs[cfg.name] = cfg
+    if not configs:
+        raise SamplingConfigError(f"no sampling configs (*.yaml) under {folder}")
+    return configs

@@ -1,0 +1,142 @@
+"""Dataset health: is a sampled day fit to train on, and did it move from the day before?
+
+The article judges a training dataset by its positive/negative ratios, its content-type mix and
+its user distribution; these are computed per (config, day), stored in a small Delta table, and
+compared with the previous day by the sampled dataset's asset check.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from ranker_assets.config import CONTENT_TYPES
+from ranker_assets.joiner import LABELS
+
+
+@dataclass(frozen=True)
+class DatasetHealth:
+    rows_in: int
+    rows_out: int
+    negative_keep_rate: float
+    positives: dict[str, int]
+    positive_ratio: dict[str, float]  # share of sampled rows positive in the head (unweighted)
+    weighted_rate_in: dict[str, float]  # label rate of the full day, weighted
+    weighted_rate_out: dict[str, float]  # label rate of the sample, weighted: should match
+    content_type_share: dict[str, float]
+    top1pct_user_share: float  # share of sampled rows from the top 1% of users
+
+    def to_row(self, config: str, ds: str, config_hash: str, upstream: str) -> pa.Table:
+        """One flat row for the health table (also the lineage record of the partition)."""
+        flat: dict[str, object] = {
+            "config": config, "ds": ds, "config_hash": config_hash, "upstream": upstream,
+            "rows_in": self.rows_in, "rows_out": self.rows_out,
+            "negative_keep_rate": self.negative_keep_rate,
+            "top1pct_user_share": self.top1pct_user_share,
+        }  # fmt: skip
+        for key in ("positives", "positive_ratio", "weighted_rate_in", "weighted_rate_out"):
+            flat.update({f"{key}__{k}": v for k, v in getattr(self, key).items()})
+        flat.update({f"content_type_share__{k}": v for k, v in self.content_type_share.items()})
+        return pa.table({k: [v] for k, v in flat.items()})
+
+    @classmethod
+    def from_row(cls, row: dict[str, object]) -> DatasetHealth:
+        nested = {k: {} for k in ("positives", "positive_ratio", "weighted_rate_in",
+                                  "weighted_rate_out", "content_type_share")}  # fmt: skip
+        plain = {}
+        for key, value in row.items():
+            group, _, sub = key.partition("__")
+            if sub and group in nested:
+                nested[group][sub] = value
+            elif key in cls.__dataclass_fields__:
+                plain[key] = value
+        return cls(**plain, **nested)
+
+
+def _weighted_rates(df: DataFrame) -> dict[str, float]:
+    row = df.agg(
+        F.sum("weight").alias("w"),
+        *[F.sum(F.col("weight") * F.col(lab)).alias(lab) for lab in LABELS],
+    ).first()
+    total = float(row["w"] or 0.0)
+    return {lab: float(row[lab] or 0.0) / total if total else 0.0 for lab in LABELS}
+
+
+def dataset_health(df_in: DataFrame, df_out: DataFrame, negative_keep_rate: float) -> DatasetHealth:
+    """Compute the health of one sampled day (a few small Spark aggregations)."""
+    out = df_out.agg(
+        F.count(F.lit(1)).alias("n"),
+        *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in LABELS],
+        *[F.sum((F.col("content_type") == c).cast("long")).alias(f"ct_{c}") for c in CONTENT_TYPES],
+    ).first()
+    n_out = int(out["n"])
+    per_user = df_out.groupBy("user_id").count()
+    n_users = per_user.count()
+    top_k = max(1, math.ceil(0.01 * n_users))
+    ranked = per_user.withColumn(
+        "r", F.row_number().over(Window.orderBy(F.desc("count"), "user_id"))
+    )
+    top_rows = ranked.where(F.col("r") <= top_k).agg(F.sum("count")).first()[0] or 0
+    return DatasetHealth(
+        rows_in=df_in.count(),
+        rows_out=n_out,
+        negative_keep_rate=negative_keep_rate,
+        positives={lab: int(out[lab] or 0) for lab in LABELS},
+        positive_ratio={lab: (int(out[lab] or 0) / n_out if n_out else 0.0) for lab in LABELS},
+        weighted_rate_in=_weighted_rates(df_in),
+        weighted_rate_out=_weighted_rates(df_out),
+        content_type_share={
+            c: (int(out[f"ct_{c}"] or 0) / n_out if n_out else 0.0) for c in CONTENT_TYPES
+        },
+        top1pct_user_share=(top_rows / n_out) if n_out else 0.0,
+    )
+
+
+def ratio_moves(current: DatasetHealth, previous: DatasetHealth | None) -> dict[str, float]:
+    """Per head, how many times the positive ratio moved from the previous day (>= 1)."""
+    if previous is None:
+        return {}
+    moves = {}
+    for lab in LABELS:
+        a, b = current.positive_ratio[lab], previous.positive_ratio.get(lab, 0.0)
+        moves[lab] = math.inf if min(a, b) == 0 else max(a / b, b / a)
+    return moves
+
+
+def health_problems(
+    current: DatasetHealth, previous: DatasetHealth | None, factor: float
+) -> list[str]:
+    """Why the day is unfit to train on (empty when healthy)."""
+    problems = [f"head {lab} has no positives" for lab, n in current.positives.items() if n == 0]
+    problems += [
+        f"head {lab} positive ratio moved x{m:.2f} from the previous day (limit x{factor:g})"
+        for lab, m in ratio_moves(current, previous).items()
+        if m > factor and current.positives[lab] > 0
+    ]
+    return problems
+
+
+def health_markdown(current: DatasetHealth, previous: DatasetHealth | None) -> str:
+    """The health of a day as a markdown table, with the change against the previous day."""
+    moves = ratio_moves(current, previous)
+    lines = [
+        f"rows in {current.rows_in:,} -> out {current.rows_out:,}; negative keep rate "
+        f"{current.negative_keep_rate:.4f}; top 1% users hold "
+        f"{current.top1pct_user_share:.1%} of rows",
+        "",
+        "| head | positives | positive ratio | x prev day | weighted rate in | weighted rate out |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lab in LABELS:
+        move = f"{moves[lab]:.2f}" if lab in moves else "-"
+        lines.append(
+            f"| {lab} | {current.positives[lab]:,} | {current.positive_ratio[lab]:.4f} | {move} | "
+            f"{current.weighted_rate_in[lab]:.4f} | {current.weighted_rate_out[lab]:.4f} |"
+        )
+    lines += ["", "| content type | share |", "|---|---|"]
+    lines += [f"| {c} | {s:.3f} |" for c, s in current.content_type_share.items()]
+    return "\n".join(lines)

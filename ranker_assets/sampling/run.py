@@ -1,0 +1,87 @@
+"""Run the sampler for one (day, config): reuse by lineage, else sample, write, assess health."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from ranker_assets.lake import Lake
+from ranker_assets.sampling.config import SamplingConfig
+from ranker_assets.sampling.health import DatasetHealth, dataset_health, health_problems
+from ranker_assets.sampling.sampler import sample_day
+
+SAMPLED = "sampled_dataset"
+HEALTH = "sampled_dataset_health"
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    reused: bool  # lineage unchanged: nothing was recomputed or rewritten
+    lineage: str  # config hash + upstream fingerprint: the partition's data version
+    health: DatasetHealth
+    previous: DatasetHealth | None
+    problems: list[str]
+
+
+def recorded_health(lake: Lake, config: str, ds: str) -> dict[str, object] | None:
+    """The stored health/lineage row of a partition, if it was ever sampled."""
+    if not lake.exists(HEALTH):
+        return None
+    rows = lake.read(HEALTH, [ds], config=config).to_pylist()
+    return rows[0] if rows else None
+
+
+def run_sampler(
+    spark: Callable[[], SparkSession],
+    lake: Lake,
+    ds: str,
+    cfg: SamplingConfig,
+    max_ratio_change: float,
+) -> SampleOutcome:
+    """Sample `ds` with `cfg`, unless the same config already sampled the same upstream data.
+
+    `spark` is called only when the partition has to be recomputed.
+    """
+    if not lake.exists("training_examples") or not lake.files("training_examples", [ds]):
+        raise FileNotFoundError(f"training_examples has no rows for {ds}: join that day first")
+    config_hash = cfg.content_hash()
+    upstream = lake.partition_fingerprint("training_examples", ds=ds)
+    prev_row = recorded_health(lake, cfg.name, str(date.fromisoformat(ds) - timedelta(days=1)))
+    previous = DatasetHealth.from_row(prev_row) if prev_row else None
+    record = recorded_health(lake, cfg.name, ds)
+    lineage = f"{config_hash}-{upstream}"
+    reused = bool(
+        record and record["config_hash"] == config_hash and record["upstream"] == upstream
+    )
+    if reused and record is not None:
+        health = DatasetHealth.from_row(record)
+    else:
+        df_in = lake.spark_read(spark(), "training_examples", [ds])
+        sampled, neg_rate = sample_day(df_in, cfg)
+        sampled = sampled.cache()
+        try:
+            lake.spark_replace_partition(
+                sampled.withColumn("config", F.lit(cfg.name)),
+                SAMPLED,
+                {"config": cfg.name, "ds": ds},
+            )
+            health = dataset_health(df_in, sampled, neg_rate)
+        finally:
+            sampled.unpersist()
+        # Written last: it is also the lineage record, so a crash above means "recompute".
+        lake.replace_partition(
+            HEALTH,
+            health.to_row(cfg.name, ds, config_hash, upstream),
+            {"config": cfg.name, "ds": ds},
+        )
+    return SampleOutcome(
+        reused=reused,
+        lineage=lineage,
+        health=health,
+        previous=previous,
+        problems=health_problems(health, previous, max_ratio_change),
+    )

@@ -1,0 +1,115 @@
+"""The Spark sampler: one day of training examples + a sampling config -> a sampled dataset.
+
+Every decision is a deterministic function of (config seed, request_id, pin_id), so re-running
+gives the same rows. Each kept row's weight is divided by its keep probability, and rows that
+survive a cap are up-weighted by (rows kept in the group / cap), so weighted label rates of the
+sample estimate those of the full data: the trained model stays calibrated.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from ranker_assets.sampling.config import NegativeTarget, SamplingConfig
+
+_U53 = float(2**53)
+
+
+def uniform(seed: int, salt: str) -> Column:
+    """A stable U[0, 1) per (request, pin): xxhash64 is the same on every executor and run."""
+    h = F.xxhash64(F.lit(seed), F.lit(salt), F.col("request_id"), F.col("pin_id"))
+    return (F.pmod(h, F.lit(2**53)).cast("double") / F.lit(_U53)).alias(f"u_{salt}")
+
+
+def _protected_rate(cfg: SamplingConfig) -> Column:
+    """Keep rate of a row from its positive labels (null when it has none of the listed labels)."""
+    rates = [F.when(F.col(lab) == 1, F.lit(rate)) for lab, rate in cfg.label_keep.items()]
+    return F.greatest(*rates, F.lit(None).cast("double")) if rates else F.lit(None).cast("double")
+
+
+def _boost(cfg: SamplingConfig) -> Column:
+    boost = F.lit(1.0)
+    for ctype, factor in cfg.content_type_boost.items():
+        boost = F.when(F.col("content_type") == ctype, F.lit(factor)).otherwise(boost)
+    return boost
+
+
+def negative_rate(df: DataFrame, cfg: SamplingConfig) -> float:
+    """The keep rate for label-free rows: fixed, or solved for the target positive ratio.
+
+    With P the expected kept positives of the head, K the expected kept protected rows and B
+    the boosted count of label-free rows, rate = (P / ratio - K) / B, floored at `min_rate`.
+    """
+    target = cfg.negative_keep
+    if not isinstance(target, NegativeTarget):
+        return float(target)
+    protected = _protected_rate(cfg)
+    # Null for label-free rows (least() would skip the null and return 1).
+    pos_p = F.when(protected.isNotNull(), F.least(F.lit(1.0), protected * _boost(cfg)))
+    row = (
+        df.where(F.col("policy") != "randomized" if cfg.randomized != "sample" else F.lit(True))
+        .agg(
+            F.sum(F.when(F.col(target.head) == 1, pos_p).otherwise(0.0)).alias("p"),
+            F.sum(F.coalesce(pos_p, F.lit(0.0))).alias("k"),
+            F.sum(F.when(protected.isNull(), _boost(cfg)).otherwise(0.0)).alias("b"),
+        )
+        .first()
+    )
+    p, k, b = (float(row[c] or 0.0) for c in ("p", "k", "b"))
+    if b == 0:
+        return 1.0
+    return min(1.0, max(target.min_rate, (p / target.positive_ratio - k) / b))
+
+
+def _cap(df: DataFrame, group: str, cap: int | None, seed: int) -> DataFrame:
+    """Keep at most `cap` rows per group (a hashed random subset) and up-weight the survivors.
+
+    Survivors of a group of n > cap rows are a uniform subset, each kept with chance cap / n,
+    so their weight is multiplied by n / cap.
+    """
+    if cap is None:
+        return df
+    u = f"_u_cap_{group}"
+    ranked = (
+        df.withColumn(u, uniform(seed, f"cap_{group}"))
+        .withColumn("_rank", F.row_number().over(Window.partitionBy(group).orderBy(u, "pin_id")))
+        .withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(group)))
+    )
+    return (
+        ranked.where(F.col("_rank") <= cap)
+        .withColumn(
+            "weight",
+            F.when(F.col("_n") > cap, F.col("weight") * F.col("_n") / F.lit(cap)).otherwise(
+                F.col("weight")
+            ),
+        )
+        .drop(u, "_rank", "_n")
+    )
+
+
+def sample_day(df: DataFrame, cfg: SamplingConfig) -> tuple[DataFrame, float]:
+    """Sample one day of training examples; returns (sampled rows, the negative keep rate).
+
+    Adds `keep_prob` and rescales `weight`; the columns are otherwise those of the input.
+    """
+    neg = negative_rate(df, cfg)
+    protected = _protected_rate(cfg)
+    keep_prob = F.least(F.lit(1.0), F.coalesce(protected, F.lit(neg)) * _boost(cfg))
+    if cfg.randomized == "keep_all":
+        keep_prob = F.when(F.col("policy") == "randomized", F.lit(1.0)).otherwise(keep_prob)
+    elif cfg.randomized == "drop":
+        keep_prob = F.when(F.col("policy") == "randomized", F.lit(0.0)).otherwise(keep_prob)
+    columns = df.columns
+    sampled = (
+        df.withColumn("keep_prob", keep_prob)
+        .withColumn("_u", uniform(cfg.seed, "keep"))
+        .where(F.col("_u") < F.col("keep_prob"))
+        .withColumn("weight", (F.col("weight") / F.col("keep_prob")).cast("double"))
+        .drop("_u")
+    )
+    sampled = _cap(sampled, "request_id", cfg.max_per_request, cfg.seed)
+    sampled = _cap(sampled, "user_id", cfg.max_per_user, cfg.seed)
+    return sampled.select(*columns, "keep_prob").withColumn(
+        "weight", F.col("weight").cast("float")
+    ), neg
