@@ -15,23 +15,18 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ranker_assets.config import ENGAGEMENT_TYPES, FeatureSpec, JoinerConfig
+from ranker_assets.config import (
+    ENGAGEMENT_TYPES,
+    FEATURE_LOG_KEY_COLUMNS,
+    FeatureSpec,
+    JoinerConfig,
+)
 from ranker_assets.lake import Lake
 
 LABELS: tuple[str, ...] = ENGAGEMENT_TYPES
 KEY = ["request_id", "pin_id"]
-CONTEXT_COLUMNS = (
-    "user_id",
-    "query_pin_id",
-    "request_ts",
-    "position",
-    "impressed",
-    "platform",
-    "content_type",
-    "policy",
-    "propensity",
-    "keep_rate",
-)
+# Carried from the feature log as they are; log_reason is the logger's bookkeeping, not data.
+CONTEXT_COLUMNS = tuple(c for c in FEATURE_LOG_KEY_COLUMNS if c not in (*KEY, "log_reason"))
 
 
 @dataclass(frozen=True)
