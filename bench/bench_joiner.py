@@ -51,12 +51,29 @@ def main() -> None:
             _, stats = run_joiner(spark, lake, days[0], cfg.features, cfg.joiner)
             t3 = time.perf_counter()
             rows.append(
-                (mode, f.rows_in, f.bytes_in, lake.partition_bytes("feature_log", ds=days[0]),
-                 t1 - t0, t2 - t1, stats.joined_rows, t3 - t2)
-            )  # fmt: skip
+                (
+                    mode,
+                    f.rows_in,
+                    f.bytes_in,
+                    lake.partition_bytes("feature_log", ds=days[0]),
+                    t1 - t0,
+                    t2 - t1,
+                    stats.joined_rows,
+                    t3 - t2,
+                )
+            )
     print(f"{args.requests:,} requests/day, ds={days[0]}, Spark {cfg.spark.master}\n")
-    head = ("logging", "feat rows", "landed MB", "lake MB", "ingest f s", "ingest e s", "joined",
-            "join s", "join rows/s")  # fmt: skip
+    head = (
+        "logging",
+        "feat rows",
+        "landed MB",
+        "lake MB",
+        "ingest f s",
+        "ingest e s",
+        "joined",
+        "join s",
+        "join rows/s",
+    )
     print(f"{head[0]:<8}" + "".join(f"{h:>12}" for h in head[1:]))
     for mode, n, landed, lake_b, tf, te, joined, tj in rows[1:]:
         print(

@@ -9,7 +9,7 @@ from ranker_assets.config import CadenceConfig
 
 
 def freshness_policy(
-    cadence: CadenceConfig, stage: Literal["logs", "training_data"]
+    cadence: CadenceConfig, stage: Literal["logs", "training_data", "model"]
 ) -> dg.FreshnessPolicy:
     """Warn, then fail, when no partition of the asset was materialized within the window."""
     return dg.FreshnessPolicy.time_window(

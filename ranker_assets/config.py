@@ -161,6 +161,65 @@ class SamplingSettings(_Strict):
         return path if path.is_absolute() else REPO_ROOT / path
 
 
+class ModelConfig(_Strict):
+    """The multi-task ranker: architecture, training window, options, calibration."""
+
+    heads: tuple[Literal["closeup", "click", "repin", "long_click", "hide"], ...] = (
+        "closeup",
+        "click",
+        "repin",
+        "long_click",
+    )
+    task_weights: dict[str, float] = Field(default_factory=dict)  # default 1.0 per head
+    window_days: int = Field(7, ge=1, le=90)
+    hash_buckets: int = Field(20_011, ge=16)
+    embedding_dim: int = Field(8, ge=1)
+    shared_units: tuple[int, ...] = (64,)
+    experts: int = Field(4, ge=1)
+    expert_units: tuple[int, ...] = (32,)
+    tower_units: tuple[int, ...] = (16,)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(512, ge=1)
+    learning_rate: float = Field(3e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    holdout_share: float = Field(0.1, gt=0.0, lt=0.5)
+    seed: int = 0
+    warm_start: bool = False  # start from the current champion's weights
+    distillation_weight: float = Field(0.0, ge=0.0)  # lambda; 0 = off; the champion is the teacher
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _weights_name_heads(self) -> ModelConfig:
+        unknown = set(self.task_weights) - set(self.heads)
+        if unknown:
+            raise ValueError(
+                f"model.task_weights names heads that are not trained: {sorted(unknown)}"
+            )
+        if not self.heads:
+            raise ValueError("model.heads must name at least one head")
+        return self
+
+
+class MlflowConfig(_Strict):
+    """Tracking and registry: sqlite under RANKER_HOME unless a URI is configured.
+
+    MLFLOW_TRACKING_URI in the environment wins over both, so a deployment points at its
+    server (and its credentials) without editing files.
+    """
+
+    tracking_uri: str = ""
+    experiment: str = "closeup_ranker"
+    registered_model: str = "closeup_ranker"
+
+    def resolved_uri(self) -> str:
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.tracking_uri
+            or f"sqlite:///{ranker_home() / 'mlflow.db'}"
+        )
+
+
 class CadenceConfig(_Strict):
     """How fresh each stage must be (hours); Dagster freshness policies are built from these.
 
@@ -171,10 +230,12 @@ class CadenceConfig(_Strict):
     logs_fail_hours: float = Field(54.0, gt=0)
     training_data_warn_hours: float = Field(54.0, gt=0)
     training_data_fail_hours: float = Field(78.0, gt=0)
+    model_warn_hours: float = Field(7 * 24.0, gt=0)  # retrain weekly (the article's balance)
+    model_fail_hours: float = Field(10 * 24.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> CadenceConfig:
-        for stage in ("logs", "training_data"):
+        for stage in ("logs", "training_data", "model"):
             if getattr(self, f"{stage}_warn_hours") > getattr(self, f"{stage}_fail_hours"):
                 raise ValueError(f"cadence.{stage}_warn_hours must not exceed {stage}_fail_hours")
         return self
@@ -192,6 +253,8 @@ class RankerConfig(_Strict):
     joiner: JoinerConfig = JoinerConfig()
     spark: SparkConfig = SparkConfig()
     sampling: SamplingSettings = SamplingSettings()
+    model: ModelConfig = ModelConfig()
+    mlflow: MlflowConfig = MlflowConfig()
     cadence: CadenceConfig = CadenceConfig()
 
 

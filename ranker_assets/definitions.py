@@ -8,6 +8,7 @@ import dagster as dg
 
 from ranker_assets.assets.logged_events import build_logged_event_assets
 from ranker_assets.assets.sampled_data import build_sampled_data_assets
+from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.partitions import daily_partitions
@@ -27,6 +28,7 @@ def build_definitions(
     point a deployment at object-store tables and a cluster.
     """
     days = daily_partitions(cfg)
+    sampled = build_sampled_data_assets(cfg, days)
     # The landing zone: files written by the serving stack (or the simulator), outside Dagster.
     landing = [
         dg.AssetSpec(
@@ -43,7 +45,8 @@ def build_definitions(
             *landing,
             *build_logged_event_assets(cfg, days),
             *build_training_data_assets(cfg, days),
-            *build_sampled_data_assets(cfg, days),
+            *sampled,
+            *build_trained_ranker_assets(cfg, sampled[1].partitions_def),
         ],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
-from ranker_assets.config import RankerConfig, ranker_home
+from ranker_assets.config import MlflowConfig, RankerConfig, ranker_home
 from ranker_assets.lake import Lake
 from ranker_assets.spark_session import prepare_environment
 
@@ -35,6 +35,27 @@ class LandingResource(dg.ConfigurableResource):
         return Path(self.path) if self.path else ranker_home() / "landing"
 
 
+class MlflowResource(dg.ConfigurableResource):
+    """Where rankers are tracked and registered.
+
+    Ours rather than dagster-mlflow's `mlflow_tracking`: that resource opens one run per Dagster
+    run and only ends it at the job's last step, so under `materialize` and partial runs it
+    leaves MLflow runs RUNNING. This one opens a run per asset partition and always ends it
+    FINISHED or FAILED. Empty `tracking_uri`: MLFLOW_TRACKING_URI, else sqlite in RANKER_HOME.
+    """
+
+    tracking_uri: str = ""
+    experiment: str = "closeup_ranker"
+    registered_model: str = "closeup_ranker"
+
+    def config(self) -> MlflowConfig:
+        return MlflowConfig(
+            tracking_uri=self.tracking_uri,
+            experiment=self.experiment,
+            registered_model=self.registered_model,
+        )
+
+
 def build_resources(cfg: RankerConfig) -> dict[str, dg.ConfigurableResource]:
     """Default resources; environment variables override locations without code changes."""
     prepare_environment()
@@ -42,4 +63,9 @@ def build_resources(cfg: RankerConfig) -> dict[str, dg.ConfigurableResource]:
         "lake": LakeResource(root=dg.EnvVar("RANKER_LAKE_URI").get_value("") or ""),
         "landing": LandingResource(path=dg.EnvVar("RANKER_LANDING").get_value("") or ""),
         "pyspark": LazyPySparkResource(spark_config=cfg.spark.session_config()),
+        "mlflow": MlflowResource(
+            tracking_uri=cfg.mlflow.tracking_uri,
+            experiment=cfg.mlflow.experiment,
+            registered_model=cfg.mlflow.registered_model,
+        ),
     }

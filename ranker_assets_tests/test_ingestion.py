@@ -17,9 +17,15 @@ DS = "2026-11-02"
 
 def _event(event_id: str, **over: object) -> dict[str, object]:
     row = {
-        "event_id": event_id, "request_id": 10, "pin_id": 20, "user_id": 30, "event_type": "click",
-        "position": 1, "timestamp": f"{DS}T08:00:00.000Z", "platform": "ios",
-    }  # fmt: skip
+        "event_id": event_id,
+        "request_id": 10,
+        "pin_id": 20,
+        "user_id": 30,
+        "event_type": "click",
+        "position": 1,
+        "timestamp": f"{DS}T08:00:00.000Z",
+        "platform": "ios",
+    }
     row.update(over)
     return row
 
@@ -94,8 +100,10 @@ def test_bad_feature_rows_are_quarantined_and_a_missing_column_names_itself(
     other["request_id"] += 10**9
     pq.write_table(pa.Table.from_pandas(other, preserve_index=False), folder / "b.parquet")
     result = ingest_day(tmp_path, feature_log_spec(cfg.features), reports[1].ds)
-    rules = [(r["source_file"][-9:], r["row_number"], r["rule"], r["column"])
-             for r in result.quarantine.to_pylist()]  # fmt: skip
+    rules = [
+        (r["source_file"][-9:], r["row_number"], r["rule"], r["column"])
+        for r in result.quarantine.to_pylist()
+    ]
     assert ("a.parquet", 4, "contract", "keep_rate") in rules
     assert ("a.parquet", 5, "outside_partition", "request_ts") in rules
     assert ("a.parquet", 6, "contract", "platform") in rules

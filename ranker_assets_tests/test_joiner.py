@@ -25,59 +25,107 @@ def _features(rows: list[tuple]) -> pa.Table:
     """rows: (request, pin, request_ts, impressed, policy, propensity, keep_rate)."""
     cols = list(zip(*rows, strict=True))
     n = len(rows)
-    return pa.table({
-        "request_id": pa.array(cols[0], pa.int64()), "pin_id": pa.array(cols[1], pa.int64()),
-        "user_id": pa.array([7] * n, pa.int64()), "query_pin_id": pa.array([1] * n, pa.int64()),
-        "request_ts": pa.array([_ts(t) for t in cols[2]], pa.timestamp("us", tz="UTC")),
-        "position": pa.array(range(n), pa.int32()), "impressed": pa.array(cols[3]),
-        "platform": ["ios"] * n, "content_type": ["image"] * n, "policy": list(cols[4]),
-        "propensity": pa.array(cols[5], pa.float64()), "keep_rate": pa.array(cols[6], pa.float64()),
-        "log_reason": ["engagement"] * n, "f1": pa.array([0.5] * n, pa.float32()),
-        "pin_topic": pa.array([3] * n, pa.int64()), "ds": [D] * n,
-    })  # fmt: skip
+    return pa.table(
+        {
+            "request_id": pa.array(cols[0], pa.int64()),
+            "pin_id": pa.array(cols[1], pa.int64()),
+            "user_id": pa.array([7] * n, pa.int64()),
+            "query_pin_id": pa.array([1] * n, pa.int64()),
+            "request_ts": pa.array([_ts(t) for t in cols[2]], pa.timestamp("us", tz="UTC")),
+            "position": pa.array(range(n), pa.int32()),
+            "impressed": pa.array(cols[3]),
+            "platform": ["ios"] * n,
+            "content_type": ["image"] * n,
+            "policy": list(cols[4]),
+            "propensity": pa.array(cols[5], pa.float64()),
+            "keep_rate": pa.array(cols[6], pa.float64()),
+            "log_reason": ["engagement"] * n,
+            "f1": pa.array([0.5] * n, pa.float32()),
+            "pin_topic": pa.array([3] * n, pa.int64()),
+            "ds": [D] * n,
+        }
+    )
 
 
 def _events(rows: list[tuple[int, int, str, str]], ds: str) -> pa.Table:
     cols = list(zip(*rows, strict=True))
     n = len(rows)
-    return pa.table({
-        "event_id": [f"{r}-{p}-{t}" for r, p, t, _ in rows],
-        "request_id": pa.array(cols[0], pa.int64()), "pin_id": pa.array(cols[1], pa.int64()),
-        "user_id": pa.array([7] * n, pa.int64()), "event_type": list(cols[2]),
-        "position": pa.array([0] * n, pa.int64()),
-        "timestamp": pa.array([_ts(t) for t in cols[3]], pa.timestamp("us", tz="UTC")),
-        "platform": ["ios"] * n, "ds": [ds] * n,
-    })  # fmt: skip
+    return pa.table(
+        {
+            "event_id": [f"{r}-{p}-{t}" for r, p, t, _ in rows],
+            "request_id": pa.array(cols[0], pa.int64()),
+            "pin_id": pa.array(cols[1], pa.int64()),
+            "user_id": pa.array([7] * n, pa.int64()),
+            "event_type": list(cols[2]),
+            "position": pa.array([0] * n, pa.int64()),
+            "timestamp": pa.array([_ts(t) for t in cols[3]], pa.timestamp("us", tz="UTC")),
+            "platform": ["ios"] * n,
+            "ds": [ds] * n,
+        }
+    )
 
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     lake = Lake(str(tmp_path))
-    lake.replace_partition("feature_log", _features([
-        # request 1, production, late in the evening
-        (1, 100, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # click after midnight
-        (1, 101, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # closeup past maturity
-        (1, 102, f"{D}T23:59:00", True, "production", 1.0, 0.1),  # sampled impression only
-        (1, 105, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # no impression event: orphan
-        # request 2, randomized: everything served is logged, with propensities
-        (2, 200, f"{D}T10:00:00", False, "randomized", 0.5, 1.0),
-        (2, 201, f"{D}T10:00:00", True, "randomized", 0.5, 1.0),
-    ]), {"ds": D})  # fmt: skip
-    lake.replace_partition("event_log", _events([
-        (1, 100, "impression", f"{D}T23:59:01"),
-        (1, 101, "impression", f"{D}T23:59:01"),
-        (1, 102, "impression", f"{D}T23:59:01"),
-        (2, 201, "impression", f"{D}T10:00:01"),
-        (2, 201, "repin", f"{D}T10:00:20"),
-        (2, 201, "hide", f"{D}T10:00:30"),
-        (3, 300, "impression", f"{D}T12:00:00"),  # engaged, but the logger lost its features
-        (3, 300, "click", f"{D}T12:00:05"),
-    ], D), {"ds": D})  # fmt: skip
-    lake.replace_partition("event_log", _events([
-        (1, 100, "click", f"{D1}T00:00:30"),
-        (1, 100, "long_click", f"{D1}T00:01:00"),
-        (1, 101, "closeup", f"{D1}T23:59:30"),  # 24h29s after its impression
-    ], D1), {"ds": D1})  # fmt: skip
+    lake.replace_partition(
+        "feature_log",
+        _features(
+            [
+                # request 1, production, late in the evening
+                (1, 100, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # click after midnight
+                (1, 101, f"{D}T23:59:00", True, "production", 1.0, 1.0),  # closeup past maturity
+                (1, 102, f"{D}T23:59:00", True, "production", 1.0, 0.1),  # sampled impression only
+                (
+                    1,
+                    105,
+                    f"{D}T23:59:00",
+                    True,
+                    "production",
+                    1.0,
+                    1.0,
+                ),  # no impression event: orphan
+                # request 2, randomized: everything served is logged, with propensities
+                (2, 200, f"{D}T10:00:00", False, "randomized", 0.5, 1.0),
+                (2, 201, f"{D}T10:00:00", True, "randomized", 0.5, 1.0),
+            ]
+        ),
+        {"ds": D},
+    )
+    lake.replace_partition(
+        "event_log",
+        _events(
+            [
+                (1, 100, "impression", f"{D}T23:59:01"),
+                (1, 101, "impression", f"{D}T23:59:01"),
+                (1, 102, "impression", f"{D}T23:59:01"),
+                (2, 201, "impression", f"{D}T10:00:01"),
+                (2, 201, "repin", f"{D}T10:00:20"),
+                (2, 201, "hide", f"{D}T10:00:30"),
+                (
+                    3,
+                    300,
+                    "impression",
+                    f"{D}T12:00:00",
+                ),  # engaged, but the logger lost its features
+                (3, 300, "click", f"{D}T12:00:05"),
+            ],
+            D,
+        ),
+        {"ds": D},
+    )
+    lake.replace_partition(
+        "event_log",
+        _events(
+            [
+                (1, 100, "click", f"{D1}T00:00:30"),
+                (1, 100, "long_click", f"{D1}T00:01:00"),
+                (1, 101, "closeup", f"{D1}T23:59:30"),  # 24h29s after its impression
+            ],
+            D1,
+        ),
+        {"ds": D1},
+    )
     return lake
 
 

@@ -22,9 +22,13 @@ def test_replace_partition_is_one_commit_and_leaves_other_days(tmp_path: Path) -
     assert lake.replace_partition("t", _day("2026-11-01", 2, 100), {"ds": "2026-11-01"}) == 2
     rows = lake.read("t").to_pydict()
     assert sorted(zip(rows["ds"], rows["x"], strict=True)) == [
-        ("2026-11-01", 100), ("2026-11-01", 101),
-        ("2026-11-02", 0), ("2026-11-02", 1), ("2026-11-02", 2), ("2026-11-02", 3),
-    ]  # fmt: skip
+        ("2026-11-01", 100),
+        ("2026-11-01", 101),
+        ("2026-11-02", 0),
+        ("2026-11-02", 1),
+        ("2026-11-02", 2),
+        ("2026-11-02", 3),
+    ]
     assert lake.read("t", ["2026-11-02"]).num_rows == 4
     with pytest.raises(ValueError, match="rows outside ds=2026-11-03"):
         lake.replace_partition("t", _day("2026-11-01", 1), {"ds": "2026-11-03"})
@@ -50,8 +54,10 @@ def test_spark_write_commits_through_delta_rs_and_a_second_reader_agrees(tmp_pat
         .execute("SELECT ds, count(*) AS n, sum(y) AS s FROM t GROUP BY ds ORDER BY ds")
     )
     assert pa.table(result.read_all()).to_pydict() == {
-        "ds": ["2026-11-01", "2026-11-02"], "n": [30, 70], "s": [30, 2 * sum(range(70))],
-    }  # fmt: skip
+        "ds": ["2026-11-01", "2026-11-02"],
+        "n": [30, 70],
+        "s": [30, 2 * sum(range(70))],
+    }
     back = lake.spark_read(spark, "t", ["2026-11-02"])
     assert back.count() == 70 and dict(back.dtypes)["ds"] == "string"
 

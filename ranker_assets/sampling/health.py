@@ -33,11 +33,15 @@ class DatasetHealth:
     def to_row(self, config: str, ds: str, config_hash: str, upstream: str) -> pa.Table:
         """One flat row for the health table (also the lineage record of the partition)."""
         flat: dict[str, object] = {
-            "config": config, "ds": ds, "config_hash": config_hash, "upstream": upstream,
-            "rows_in": self.rows_in, "rows_out": self.rows_out,
+            "config": config,
+            "ds": ds,
+            "config_hash": config_hash,
+            "upstream": upstream,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
             "negative_keep_rate": self.negative_keep_rate,
             "top1pct_user_share": self.top1pct_user_share,
-        }  # fmt: skip
+        }
         for key in ("positives", "positive_ratio", "weighted_rate_in", "weighted_rate_out"):
             flat.update({f"{key}__{k}": v for k, v in getattr(self, key).items()})
         flat.update({f"content_type_share__{k}": v for k, v in self.content_type_share.items()})
@@ -45,8 +49,16 @@ class DatasetHealth:
 
     @classmethod
     def from_row(cls, row: dict[str, object]) -> DatasetHealth:
-        nested = {k: {} for k in ("positives", "positive_ratio", "weighted_rate_in",
-                                  "weighted_rate_out", "content_type_share")}  # fmt: skip
+        nested = {
+            k: {}
+            for k in (
+                "positives",
+                "positive_ratio",
+                "weighted_rate_in",
+                "weighted_rate_out",
+                "content_type_share",
+            )
+        }
         plain = {}
         for key, value in row.items():
             group, _, sub = key.partition("__")

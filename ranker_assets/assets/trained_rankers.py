@@ -1,0 +1,81 @@
+"""`ranker_model`: a multi-task ranker per (day, sampling config), trained on a rolling window.
+
+Its input is the sampled dataset of the same config for days ds-N+1..ds, declared with a
+partition mapping; its value is a reference to the registered MLflow versions.
+"""
+
+import dagster as dg
+
+from ranker_assets.cadence import freshness_policy
+from ranker_assets.config import RankerConfig
+from ranker_assets.resources import LakeResource, MlflowResource
+from ranker_assets.sampling.config import load_sampling_configs
+from ranker_assets.training.pipeline import train_partition
+from ranker_assets.training.tracking import RegisteredRanker
+
+
+def window_mapping(days_in_window: int) -> dg.MultiPartitionMapping:
+    """(ds, config) <- the same config's sampled datasets of ds-N+1..ds."""
+    return dg.MultiPartitionMapping(
+        {
+            "ds": dg.DimensionPartitionMapping(
+                "ds", dg.TimeWindowPartitionMapping(start_offset=-(days_in_window - 1))
+            ),
+            "config": dg.DimensionPartitionMapping("config", dg.IdentityPartitionMapping()),
+        }
+    )
+
+
+def build_trained_ranker_assets(
+    cfg: RankerConfig, partitions: dg.MultiPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    folder = cfg.sampling.configs_path
+
+    @dg.asset(
+        partitions_def=partitions,
+        deps=[
+            dg.AssetDep("sampled_dataset", partition_mapping=window_mapping(cfg.model.window_days))
+        ],
+        group_name="models",
+        kinds={"pytorch", "mlflow"},
+        freshness_policy=freshness_policy(cfg.cadence, "model"),
+        description=f"A multi-task MMoE ranker ({', '.join(cfg.model.heads)}) trained on "
+        f"{cfg.model.window_days} days of one sampling config's data; raw and calibrated "
+        "versions are registered in MLflow together.",
+    )
+    def ranker_model(
+        context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
+    ) -> dg.MaterializeResult:
+        keys = context.partition_key.keys_by_dimension
+        ds, config = keys["ds"], keys["config"]
+        sampling = load_sampling_configs(folder)[config]
+        run_cfg = cfg.model_copy(update={"mlflow": mlflow.config()})
+        trained = train_partition(
+            lake.lake(),
+            run_cfg,
+            ds,
+            config,
+            sampling.content_hash(),
+            tags={
+                "dagster_run_id": context.run.run_id,
+                "dagster_partition": str(context.partition_key),
+            },
+        )
+        ref: RegisteredRanker = trained.registered
+        holdout = trained.outcome.holdout
+        return dg.MaterializeResult(
+            value=ref,
+            metadata={
+                "registered_model": ref.name,
+                "version": ref.version,
+                "raw_version": ref.raw_version,
+                "mlflow_run_id": ref.run_id,
+                "mlflow_tracking_uri": run_cfg.mlflow.resolved_uri(),
+                "mlflow_experiment": run_cfg.mlflow.experiment,
+                "window": ", ".join(trained.days),
+                **{f"rows_{k}": v for k, v in trained.outcome.rows.items()},
+                **{f"holdout_{k}": round(v, 4) for k, v in holdout.items()},
+            },
+        )
+
+    return [ranker_model]

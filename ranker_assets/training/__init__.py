@@ -1,0 +1,1 @@
+"""The multi-task ranker: Delta window -> tensors -> MMoE model -> calibration -> MLflow."""

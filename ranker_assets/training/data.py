@@ -1,0 +1,145 @@
+"""Sampled Delta window -> contiguous tensors, and a shuffling batch iterator (no per-row Python).
+
+Columns are pulled out of Arrow as whole arrays; categorical ids are hashed into a fixed-size
+table per feature, so unseen ids at serving time still land in a trained bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ranker_assets.config import FeatureSpec
+from ranker_assets.lake import Lake
+
+SAMPLED_TABLE = "sampled_dataset"
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def hash_ids(values: np.ndarray, feature_index: int, buckets: int) -> np.ndarray:
+    """Deterministic id -> bucket in [0, buckets), different per feature (Fibonacci hashing)."""
+    with np.errstate(over="ignore"):
+        x = values.astype(np.uint64) * _GOLDEN + np.uint64(feature_index + 1) * np.uint64(
+            0xBF58476D1CE4E5B9
+        )
+        x ^= x >> np.uint64(31)
+    return (x % np.uint64(buckets)).astype(np.int64)
+
+
+def feature_arrays(
+    table: pa.Table | dict[str, np.ndarray], spec: FeatureSpec, buckets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dense float32 matrix, hashed categorical int64 matrix) from columns of a table or frame."""
+
+    def col(name: str) -> np.ndarray:
+        c = table[name]
+        return c.to_numpy() if hasattr(c, "to_numpy") else np.asarray(c)
+
+    dense = np.column_stack([col(n).astype(np.float32, copy=False) for n in spec.dense])
+    if spec.categorical:
+        cats = np.column_stack(
+            [hash_ids(col(n), i, buckets) for i, n in enumerate(spec.categorical)]
+        )
+    else:
+        cats = np.zeros((len(dense), 0), dtype=np.int64)
+    return np.ascontiguousarray(dense), np.ascontiguousarray(cats)
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """A window of examples as contiguous tensors, one row per example."""
+
+    dense: torch.Tensor  # (N, D) float32, raw values (the model normalizes)
+    categorical: torch.Tensor  # (N, C) int64, hashed
+    labels: torch.Tensor  # (N, H) float32 in {0, 1}
+    weights: torch.Tensor  # (N,) float32
+    randomized: torch.Tensor  # (N,) bool: served in random order
+    request_id: np.ndarray  # (N,) int64, for request-level splits
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def subset(self, idx: torch.Tensor) -> Tensors:
+        return Tensors(
+            self.dense[idx],
+            self.categorical[idx],
+            self.labels[idx],
+            self.weights[idx],
+            self.randomized[idx],
+            self.request_id[idx.numpy()],
+        )
+
+    def to(self, device: torch.device) -> Tensors:
+        return Tensors(
+            self.dense.to(device),
+            self.categorical.to(device),
+            self.labels.to(device),
+            self.weights.to(device),
+            self.randomized.to(device),
+            self.request_id,
+        )
+
+
+def to_tensors(table: pa.Table, spec: FeatureSpec, heads: Sequence[str], buckets: int) -> Tensors:
+    dense, cats = feature_arrays(table, spec, buckets)
+    labels = np.column_stack([table[h].to_numpy().astype(np.float32) for h in heads])
+    return Tensors(
+        dense=torch.from_numpy(dense),
+        categorical=torch.from_numpy(cats),
+        labels=torch.from_numpy(np.ascontiguousarray(labels)),
+        weights=torch.from_numpy(table["weight"].to_numpy().astype(np.float32)),
+        randomized=torch.from_numpy(
+            (table["policy"].to_numpy(zero_copy_only=False) == "randomized").astype(bool)
+        ),
+        request_id=table["request_id"].to_numpy(),
+    )
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over n rows."""
+    yield from torch.randperm(n, generator=generator).split(batch_size)
+
+
+def holdout_mask(request_id: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Whole requests go to the holdout by a hash, so no request leaks across the split."""
+    h = hash_ids(request_id, 10_000 + seed, 1_000_003)
+    return h < share * 1_000_003
+
+
+class TrainingDataError(ValueError):
+    """The training window cannot train a ranker; the message says which days and what."""
+
+
+def load_window(
+    lake: Lake, config: str, days: Sequence[str], spec: FeatureSpec, heads: Sequence[str]
+) -> pa.Table:
+    """The sampled rows of `config` for `days`, checked: every day present, rows, positives."""
+    if not lake.exists(SAMPLED_TABLE):
+        raise TrainingDataError(
+            f"no sampled datasets yet: sample {config!r} for {list(days)} first"
+        )
+    missing = [d for d in days if not lake.files(SAMPLED_TABLE, [d], config=config)]
+    if missing:
+        raise TrainingDataError(
+            f"training window {days[0]}..{days[-1]} of sampling config {config!r} is missing "
+            f"the sampled datasets of {missing}; materialize sampled_dataset for those days first"
+        )
+    columns = [
+        *dict.fromkeys([*spec.dense, *spec.categorical, *heads, "weight", "policy", "request_id"])
+    ]
+    table = lake.read(SAMPLED_TABLE, list(days), columns=columns, config=config)
+    if table.num_rows == 0:
+        raise TrainingDataError(f"training window {days[0]}..{days[-1]} ({config!r}) has no rows")
+    no_pos = [h for h in heads if not pc.max(table[h]).as_py()]
+    if no_pos:
+        raise TrainingDataError(
+            f"training window {days[0]}..{days[-1]} ({config!r}) has no positives "
+            f"for heads {no_pos}"
+        )
+    return table

@@ -1,0 +1,173 @@
+"""The training loop: weighted multi-task BCE, optional warm start and distillation, calibration.
+
+Deterministic for a seed on a given device. Batches are index slices of contiguous tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ranker_assets.config import FeatureSpec, ModelConfig
+from ranker_assets.evaluation.metrics import calibration_ratio, weighted_auc
+from ranker_assets.training.calibration import fit_platt
+from ranker_assets.training.data import Tensors, TrainingDataError, batches, holdout_mask
+from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    raw: MMoERanker  # the uncalibrated model (the next teacher)
+    calibrated: CalibratedRanker  # the served model
+    history: list[dict[str, float]]  # per epoch: loss and holdout AUC per head
+    holdout: dict[str, float]  # final: auc, raw and calibrated predicted/actual per head
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def architecture(spec: FeatureSpec, cfg: ModelConfig) -> Architecture:
+    return Architecture(
+        n_dense=len(spec.dense),
+        n_categorical=len(spec.categorical),
+        heads=tuple(cfg.heads),
+        hash_buckets=cfg.hash_buckets,
+        embedding_dim=cfg.embedding_dim,
+        shared_units=tuple(cfg.shared_units),
+        experts=cfg.experts,
+        expert_units=tuple(cfg.expert_units),
+        tower_units=tuple(cfg.tower_units),
+        dropout=cfg.dropout,
+    )
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: Tensors, batch_size: int = 65_536) -> torch.Tensor:
+    """Batch inference in eval mode; returns logits on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [
+        model(
+            data.dense[i : i + batch_size].to(device),
+            data.categorical[i : i + batch_size].to(device),
+        ).cpu()
+        for i in range(0, len(data), batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros((0, len(model.arch.heads)))
+
+
+def _auc_per_head(heads: tuple[str, ...], logits: torch.Tensor, data: Tensors) -> dict[str, float]:
+    w = data.weights.numpy()
+    return {
+        h: weighted_auc(data.labels[:, i].numpy(), logits[:, i].numpy(), w)
+        for i, h in enumerate(heads)
+    }
+
+
+def train_ranker(
+    data: Tensors,
+    spec: FeatureSpec,
+    cfg: ModelConfig,
+    teacher: nn.Module | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> TrainingOutcome:
+    """Train on `data` minus the held-out requests; calibrate on the held-out requests.
+
+    `init_state` warm-starts from a champion's weights (its normalization included);
+    `teacher` (with cfg.distillation_weight > 0) adds its probabilities as soft targets.
+    """
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    hold_mask = torch.from_numpy(holdout_mask(data.request_id, cfg.holdout_share, cfg.seed))
+    train, hold = (
+        data.subset(torch.nonzero(~hold_mask).squeeze(1)),
+        data.subset(torch.nonzero(hold_mask).squeeze(1)),
+    )
+    if len(train) == 0 or len(hold) == 0:
+        raise TrainingDataError(f"{len(data)} rows are too few to split off a holdout")
+    heads = tuple(cfg.heads)
+    model = MMoERanker(architecture(spec, cfg))
+    if init_state is not None:
+        try:
+            model.load_state_dict(init_state)
+        except RuntimeError as err:
+            raise ValueError(
+                f"cannot warm start: the champion's architecture differs: {err}"
+            ) from err
+    else:
+        model.set_normalization(train.dense, train.weights)
+    model.to(device)
+    soft_targets = None
+    if teacher is not None and cfg.distillation_weight > 0:
+        soft_targets = torch.sigmoid(predict_logits(teacher, train))
+    train_dev = train.to(device)
+    task_w = torch.tensor([cfg.task_weights.get(h, 1.0) for h in heads], device=device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    history = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        loss_sum = torch.zeros(len(heads), dtype=torch.float64)
+        for idx in batches(len(train), cfg.batch_size, generator):
+            idx_dev = idx.to(device)
+            logits = model(train_dev.dense[idx_dev], train_dev.categorical[idx_dev])
+            w = train_dev.weights[idx_dev].unsqueeze(1)
+            per_head = (
+                F.binary_cross_entropy_with_logits(
+                    logits, train_dev.labels[idx_dev], reduction="none"
+                )
+                * w
+            ).sum(0) / w.sum()
+            loss = (per_head * task_w).sum()
+            if soft_targets is not None:
+                soft = soft_targets[idx].to(device)
+                distill = (
+                    F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * w
+                ).sum(0) / w.sum()
+                loss = loss + cfg.distillation_weight * (distill * task_w).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += per_head.detach().cpu().double() * len(idx)
+        aucs = _auc_per_head(heads, predict_logits(model, hold), hold)
+        history.append(
+            {
+                "epoch": epoch,
+                **{f"loss_{h}": float(loss_sum[i] / len(train)) for i, h in enumerate(heads)},
+                **{f"holdout_auc_{h}": a for h, a in aucs.items()},
+            }
+        )
+    model.cpu().eval()
+    hold_logits = predict_logits(model, hold)
+    scale, bias = fit_platt(hold_logits, hold.labels, hold.weights)
+    calibrated = CalibratedRanker(model, scale, bias).eval()
+    cal_logits = hold_logits * scale + bias
+    w = hold.weights.numpy()
+    holdout: dict[str, float] = {}
+    for i, h in enumerate(heads):
+        y = hold.labels[:, i].numpy()
+        holdout[f"auc_{h}"] = weighted_auc(y, hold_logits[:, i].numpy(), w)
+        holdout[f"pred_over_actual_raw_{h}"] = calibration_ratio(
+            y, torch.sigmoid(hold_logits[:, i]).numpy(), w
+        )
+        holdout[f"pred_over_actual_calibrated_{h}"] = calibration_ratio(
+            y, torch.sigmoid(cal_logits[:, i]).numpy(), w
+        )
+    rows = {"train": len(train), "holdout": len(hold), "randomized": int(data.randomized.sum())}
+    return TrainingOutcome(model, calibrated, history, holdout, rows)
+
+
+def parameter_distance(a: nn.Module, b: nn.Module) -> float:
+    """L2 distance between two models' trainable parameters (same architecture)."""
+    sq = sum(
+        float(((pa - pb) ** 2).sum()) for pa, pb in zip(a.parameters(), b.parameters(), strict=True)
+    )
+    return float(np.sqrt(sq))
