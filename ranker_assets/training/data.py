@@ -119,7 +119,11 @@ class TrainingDataError(ValueError):
 def load_window(
     lake: Lake, config: str, days: Sequence[str], spec: FeatureSpec, heads: Sequence[str]
 ) -> pa.Table:
-    """The sampled rows of `config` for `days`, checked: every day present, rows, positives."""
+    """The impressed sampled rows of `config` for `days`, checked: days present, rows, positives.
+
+    Randomized traffic also logs candidates that were never shown; their all-zero labels are
+    not outcomes (nobody saw them), so they serve replay and evaluation, not training.
+    """
     if not lake.exists(SAMPLED_TABLE):
         raise TrainingDataError(
             f"no sampled datasets yet: sample {config!r} for {list(days)} first"
@@ -133,7 +137,8 @@ def load_window(
     columns = [
         *dict.fromkeys([*spec.dense, *spec.categorical, *heads, "weight", "policy", "request_id"])
     ]
-    table = lake.read(SAMPLED_TABLE, list(days), columns=columns, config=config)
+    table = lake.read(SAMPLED_TABLE, list(days), columns=[*columns, "impressed"], config=config)
+    table = table.filter(table["impressed"]).drop_columns(["impressed"])
     if table.num_rows == 0:
         raise TrainingDataError(f"training window {days[0]}..{days[-1]} ({config!r}) has no rows")
     no_pos = [h for h in heads if not pc.max(table[h]).as_py()]

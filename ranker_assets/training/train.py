@@ -146,22 +146,34 @@ def train_ranker(
             }
         )
     model.cpu().eval()
-    hold_logits = predict_logits(model, hold)
-    scale, bias = fit_platt(hold_logits, hold.labels, hold.weights)
+    # Calibrate on half of the held-out requests; measure on the other half.
+    fit_mask = torch.from_numpy(holdout_mask(hold.request_id, 0.5, cfg.seed + 1))
+    fit, check = (hold.subset(torch.nonzero(m).squeeze(1)) for m in (fit_mask, ~fit_mask))
+    fit_logits = predict_logits(model, fit)
+    scale, bias = fit_platt(fit_logits, fit.labels, fit.weights)
     calibrated = CalibratedRanker(model, scale, bias).eval()
-    cal_logits = hold_logits * scale + bias
-    w = hold.weights.numpy()
+    check_logits = predict_logits(model, check)
+    check_probs = {
+        "raw": torch.sigmoid(check_logits),
+        "calibrated": torch.sigmoid(check_logits * scale + bias),
+    }
+    w = check.weights.numpy()
     holdout: dict[str, float] = {}
+    hold_logits = predict_logits(model, hold)
     for i, h in enumerate(heads):
-        y = hold.labels[:, i].numpy()
-        holdout[f"auc_{h}"] = weighted_auc(y, hold_logits[:, i].numpy(), w)
-        holdout[f"pred_over_actual_raw_{h}"] = calibration_ratio(
-            y, torch.sigmoid(hold_logits[:, i]).numpy(), w
+        holdout[f"auc_{h}"] = weighted_auc(
+            hold.labels[:, i].numpy(), hold_logits[:, i].numpy(), hold.weights.numpy()
         )
-        holdout[f"pred_over_actual_calibrated_{h}"] = calibration_ratio(
-            y, torch.sigmoid(cal_logits[:, i]).numpy(), w
-        )
-    rows = {"train": len(train), "holdout": len(hold), "randomized": int(data.randomized.sum())}
+        for kind, probs in check_probs.items():
+            holdout[f"pred_over_actual_{kind}_{h}"] = calibration_ratio(
+                check.labels[:, i].numpy(), probs[:, i].numpy(), w
+            )
+    rows = {
+        "train": len(train),
+        "holdout": len(hold),
+        "calibration": len(fit),
+        "randomized": int(data.randomized.sum()),
+    }
     return TrainingOutcome(model, calibrated, history, holdout, rows)
 
 

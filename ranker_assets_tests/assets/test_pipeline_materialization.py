@@ -11,11 +11,12 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster_pyspark import LazyPySparkResource
+from mlflow.tracking import MlflowClient
 
 from ranker_assets.config import load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging import landing
-from ranker_assets.resources import LakeResource, LandingResource
+from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
 from ranker_assets.world.simulator import simulate_to_landing
 from ranker_assets_tests.conftest import SEED, START, small_config
 
@@ -35,6 +36,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
         "lake": LakeResource(root=str(root / "lake")),
         "landing": LandingResource(path=str(root / "landing")),
         "pyspark": LazyPySparkResource(spark_config=cfg.spark.session_config()),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}"),
     }
     defs = build_definitions(cfg, resources)
     with dg.instance_for_test() as instance:
@@ -131,6 +133,38 @@ def test_sampled_datasets_per_config_and_day_are_reused_by_lineage(setup) -> Non
     assert _sample(defs, instance, D1, "balanced")[0]["reused_by_lineage"]
     rows = lake.read("sampled_dataset", [D1], config="legacy").num_rows
     assert rows == meta["rows_out"]
+
+
+def test_ranker_model_trains_on_its_window_and_fails_readably_without_it(setup) -> None:
+    defs, instance, _, _, _ = setup
+    key = dg.MultiPartitionKey({"ds": D2, "config": "legacy"})
+    _sample(defs, instance, D1, "legacy")
+    result = _run(defs, instance, ["ranker_model"], key)
+    assert result.success
+    ref = result.output_for_node("ranker_model")
+    (mat,) = result.asset_materializations_for_node("ranker_model")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["version"] == ref.version and meta["window"] == f"{D1}, {D2}"
+    assert 0.5 < meta["holdout_auc_repin"] <= 1.0
+    client = MlflowClient(meta["mlflow_tracking_uri"])
+    tags = client.get_model_version(ref.name, ref.version).tags
+    assert tags["dagster_run_id"] == result.run_id and tags["dagster_partition"] == str(key)
+    assert client.get_run(ref.run_id).info.status == "FINISHED"
+    # D3 was never sampled: the step fails, naming the missing day, and its MLflow run is FAILED.
+    failed = _run(
+        defs, instance, ["ranker_model"], dg.MultiPartitionKey({"ds": D3, "config": "legacy"})
+    )
+    assert not failed.success
+    (failure,) = failed.get_step_failure_events()
+    assert (
+        f"missing the sampled datasets of ['{D3}']"
+        in failure.event_specific_data.error.cause.message
+    )
+    runs = client.search_runs(
+        [client.get_experiment_by_name("closeup_ranker").experiment_id],
+        filter_string=f"tags.dagster_run_id = '{failed.run_id}'",
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
 
 
 def _observed_versions(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, str]:

@@ -1,0 +1,81 @@
+"""Fast unit tests of the ranker's parts: metrics, hashing, calibration, the module."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from ranker_assets.evaluation.metrics import calibration_ratio, weighted_auc
+from ranker_assets.training.calibration import fit_platt
+from ranker_assets.training.data import hash_ids, holdout_mask
+from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
+
+
+def test_weighted_auc_matches_pairwise_definition_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(60) < 0.3
+    s = rng.integers(0, 8, 60).astype(float)  # many ties
+    w = rng.random(60) + 0.1
+    num = den = 0.0
+    for i, j in itertools.product(np.flatnonzero(y), np.flatnonzero(~y)):
+        pair = w[i] * w[j]
+        num += pair * (1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0)
+        den += pair
+    assert abs(weighted_auc(y, s, w) - num / den) < 1e-12
+    assert abs(weighted_auc(y, -s, w) - (1 - num / den)) < 1e-12
+    assert np.isnan(weighted_auc(np.zeros(5), np.arange(5)))
+
+
+def test_platt_scaling_recalibrates_shifted_logits_on_fresh_data() -> None:
+    gen = torch.Generator().manual_seed(1)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        true_logit = torch.randn(n, 2, generator=gen) * 1.5 - 2.0
+        labels = (torch.rand(n, 2, generator=gen) < torch.sigmoid(true_logit)).float()
+        return 0.6 * true_logit + 1.2, labels  # miscalibrated: squashed and shifted
+
+    logits, labels = draw(40_000)
+    weights = torch.ones(len(logits))
+    scale, bias = fit_platt(logits, labels, weights)
+    fresh_logits, fresh_labels = draw(40_000)
+    for i in range(2):
+        raw = calibration_ratio(
+            fresh_labels[:, i].numpy(), torch.sigmoid(fresh_logits[:, i]).numpy()
+        )
+        cal = calibration_ratio(
+            fresh_labels[:, i].numpy(),
+            torch.sigmoid(fresh_logits[:, i] * scale[i] + bias[i]).numpy(),
+        )
+        assert raw > 1.5 and abs(cal - 1) < 0.03
+    assert torch.allclose(scale, torch.full((2,), 1 / 0.6), rtol=0.05)
+
+
+def test_hashing_and_holdout_are_deterministic_and_per_request() -> None:
+    ids = np.arange(100_000, dtype=np.int64)
+    a = hash_ids(ids, 0, 1009)
+    assert np.array_equal(a, hash_ids(ids, 0, 1009)) and a.min() >= 0 and a.max() < 1009
+    assert not np.array_equal(a, hash_ids(ids, 1, 1009))
+    assert abs(np.bincount(a, minlength=1009).std() / 99.1 - 0.1) < 0.05  # close to uniform
+    requests = np.repeat(np.arange(5000), 7)
+    mask = holdout_mask(requests, 0.2, 0)
+    per_request = mask.reshape(5000, 7)
+    assert (per_request.all(1) | ~per_request.any(1)).all()  # never splits a request
+    assert abs(mask.mean() - 0.2) < 0.02
+
+
+def test_mmoe_outputs_one_logit_per_head_and_normalizes_inside() -> None:
+    arch = Architecture(3, 2, ("click", "repin"), 101, 4, (16,), 3, (8,), (4,), 0.0)
+    model = MMoERanker(arch)
+    dense = torch.tensor([[1.0, 1000.0, -5.0], [2.0, 10.0, 0.0], [0.0, 1.0, 3.0]])
+    model.set_normalization(dense, torch.ones(3))
+    cats = torch.tensor([[0, 5], [100, 7], [3, 3]])
+    assert model(dense, cats).shape == (3, 2)
+    normalized = (torch.sign(dense) * torch.log1p(dense.abs()) - model.dense_mean) / model.dense_std
+    assert torch.allclose(normalized.mean(0), torch.zeros(3), atol=1e-5)
+    calibrated = CalibratedRanker(model, torch.tensor([2.0, 1.0]), torch.tensor([0.5, -1.0]))
+    assert torch.allclose(
+        calibrated(dense, cats),
+        model(dense, cats) * torch.tensor([2.0, 1.0]) + torch.tensor([0.5, -1.0]),
+    )

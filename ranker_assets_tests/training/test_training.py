@@ -1,0 +1,144 @@
+"""The trainer end to end on simulated data: quality vs heuristic and oracle, MLflow, options."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from ranker_assets.evaluation.replay import replay_aucs, replay_day
+from ranker_assets.training.data import TrainingDataError
+from ranker_assets.training.pipeline import TrainedRanker, train_partition
+from ranker_assets.training.serving import predict_frame
+from ranker_assets.training.tracking import CHAMPION
+from ranker_assets_tests.conftest import SEED, START
+from ranker_assets_tests.training.conftest import DAYS, TrainingWorld
+
+pytestmark = pytest.mark.spark
+TAGS = {"dagster_run_id": "test-run"}
+
+
+def _train(world: TrainingWorld, days: list[str] = DAYS, **model: object) -> TrainedRanker:
+    cfg = world.cfg.model_copy(update={"model": world.cfg.model.model_copy(update=model)})
+    return train_partition(world.lake, cfg, days[-1], "legacy", "hash-legacy", TAGS, days=days)
+
+
+@pytest.fixture(scope="module")
+def trained(training_world: TrainingWorld) -> TrainedRanker:
+    return _train(training_world)
+
+
+@pytest.fixture(scope="module")
+def replay(training_world: TrainingWorld) -> pd.DataFrame:
+    """A later day served fully at random: unbiased evaluation data the model never saw."""
+    return replay_day(training_world.cfg, SEED, START + timedelta(days=5), 4000)
+
+
+@pytest.fixture(scope="module")
+def champion(training_world: TrainingWorld) -> TrainedRanker:
+    """A different model (one day, another seed) made champion: the teacher and warm start."""
+    champ = _train(training_world, DAYS[:1], seed=3)
+    client = MlflowClient(training_world.cfg.mlflow.resolved_uri())
+    reg = champ.registered
+    client.set_registered_model_alias(reg.name, CHAMPION, reg.version)
+    client.set_registered_model_alias(reg.raw_name, CHAMPION, reg.raw_version)
+    return champ
+
+
+def _scores(world: TrainingWorld, model: torch.nn.Module, frame: pd.DataFrame) -> pd.DataFrame:
+    return predict_frame(model, frame, world.cfg.features, world.cfg.model.hash_buckets)
+
+
+def test_the_ranker_beats_the_heuristic_and_nears_the_oracle(
+    training_world, trained, replay
+) -> None:
+    table = replay_aucs(
+        replay,
+        _scores(training_world, trained.outcome.calibrated, replay),
+        trained.outcome.raw.arch.heads,
+    )
+    assert (table["positives"] > 200).all()
+    assert (table["model"] > table["heuristic"] + 0.015).all(), table
+    assert (table["oracle"] - table["model"] < 0.1).all(), table
+
+
+def test_calibration_brings_held_out_predictions_to_the_observed_rate(trained) -> None:
+    heads = trained.outcome.raw.arch.heads
+    raw = np.array([trained.outcome.holdout[f"pred_over_actual_raw_{h}"] for h in heads])
+    cal = np.array([trained.outcome.holdout[f"pred_over_actual_calibrated_{h}"] for h in heads])
+    assert (np.abs(cal - 1) < 0.05).all(), cal
+    assert np.abs(cal - 1).mean() < np.abs(raw - 1).mean()
+
+
+def test_registry_round_trip_reproduces_in_memory_predictions(training_world, trained) -> None:
+    world, reg = training_world, trained.registered
+    mlflow.set_tracking_uri(world.cfg.mlflow.resolved_uri())
+    frame = world.lake.read("training_examples", [DAYS[0]]).to_pandas().head(700)
+    for uri, module in (
+        (reg.uri, trained.outcome.calibrated),
+        (f"models:/{reg.raw_name}/{reg.raw_version}", trained.outcome.raw),
+    ):
+        loaded = mlflow.pyfunc.load_model(uri).predict(frame)
+        assert np.array_equal(loaded.to_numpy(), _scores(world, module, frame).to_numpy())
+    client = MlflowClient()
+    client.set_registered_model_alias(reg.name, "candidate", reg.version)
+    by_alias = mlflow.pyfunc.load_model(f"models:/{reg.name}@candidate").predict(frame)
+    assert np.array_equal(
+        by_alias.to_numpy(), _scores(world, trained.outcome.calibrated, frame).to_numpy()
+    )
+    tags = client.get_model_version(reg.name, reg.version).tags
+    assert tags["dagster_run_id"] == "test-run" and tags["input_partitions"] == ",".join(DAYS)
+    assert tags["sampling_config"] == "legacy" and tags["sampling_config_hash"] == "hash-legacy"
+    assert tags["raw_version"] == reg.raw_version
+    assert (
+        client.get_model_version(reg.raw_name, reg.raw_version).tags["calibrated_version"]
+        == reg.version
+    )
+    run = client.get_run(reg.run_id)
+    assert run.info.status == "FINISHED"
+    assert {"holdout_auc_repin", "loss_repin"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(reg.run_id, "loss_repin")) == world.cfg.model.epochs
+
+
+def test_warm_start_begins_at_the_champion(training_world, champion) -> None:
+    def distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
+        return float(
+            sum(((p - q) ** 2).sum() for p, q in zip(a.parameters(), b.parameters(), strict=True))
+        )
+
+    warm = _train(training_world, epochs=1, warm_start=True)
+    cold = _train(training_world, epochs=1)
+    target = champion.outcome.raw
+    assert distance(warm.outcome.raw, target) < 0.5 * distance(cold.outcome.raw, target)
+    assert torch.equal(
+        warm.outcome.raw.dense_mean, target.dense_mean
+    )  # the champion's normalization
+
+
+def test_distillation_pulls_the_student_towards_the_teacher(
+    training_world, champion, trained, replay
+) -> None:
+    student = _train(training_world, distillation_weight=5.0)
+    teacher = _scores(training_world, champion.outcome.raw, replay).to_numpy()
+    plain = _scores(training_world, trained.outcome.raw, replay).to_numpy()
+    distilled = _scores(training_world, student.outcome.raw, replay).to_numpy()
+    assert np.abs(distilled - teacher).mean() < 0.7 * np.abs(plain - teacher).mean()
+
+
+def test_a_failed_training_leaves_a_failed_mlflow_run(training_world) -> None:
+    late = str(START + timedelta(days=4))
+    with pytest.raises(
+        TrainingDataError, match=r"missing the sampled datasets of \['2026-11-04', '2026-11-05'\]"
+    ):
+        train_partition(training_world.lake, training_world.cfg, late, "legacy", "h", TAGS)
+    client = MlflowClient(training_world.cfg.mlflow.resolved_uri())
+    runs = client.search_runs(
+        [client.get_experiment_by_name(training_world.cfg.mlflow.experiment).experiment_id],
+        filter_string=f"tags.partition_ds = '{late}'",
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
