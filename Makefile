@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 3
-DEMO_REQUESTS ?= 2000
+DEMO_REQUESTS ?= 4000
 
 .PHONY: demo test lint ui java clean
 

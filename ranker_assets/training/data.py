@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +16,9 @@ import pyarrow.compute as pc
 import torch
 
 from ranker_assets.config import FeatureSpec
-from ranker_assets.lake import Lake
+
+if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
+    from ranker_assets.lake import Lake
 
 SAMPLED_TABLE = "sampled_dataset"
 

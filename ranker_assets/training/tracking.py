@@ -49,12 +49,23 @@ def raw_name(name: str) -> str:
     return f"{name}_raw"
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a sqlite store (MLflow's default is ./mlruns of the working directory);
+    a tracking server chooses its own."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
 @contextmanager
 def tracked_run(
     tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]
 ) -> Iterator[str]:
     """An MLflow run that ends FINISHED, or FAILED if the block raises; yields the run id."""
     mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         yield run.info.run_id

@@ -101,6 +101,9 @@ def test_registry_round_trip_reproduces_in_memory_predictions(training_world, tr
     )
     run = client.get_run(reg.run_id)
     assert run.info.status == "FINISHED"
+    # Artifacts live beside the sqlite store, never in ./mlruns of whatever directory we run in.
+    store = world.cfg.mlflow.resolved_uri().removeprefix("sqlite:///").removesuffix("/mlflow.db")
+    assert run.info.artifact_uri.startswith(f"file://{store}/mlartifacts/")
     assert {"holdout_auc_repin", "loss_repin"} <= set(run.data.metrics)
     assert len(client.get_metric_history(reg.run_id, "loss_repin")) == world.cfg.model.epochs
 

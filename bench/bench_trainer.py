@@ -1,0 +1,107 @@
+"""Trainer throughput: the real loader (Delta window -> Arrow -> tensors) + training loop, vs the
+same model and loop on tensors already in memory, in one run.
+
+Run: .venv/bin/python bench/bench_trainer.py [--rows 1000000] [--epochs 1] [--device cpu]
+The goal is a loader that costs under 10% of a training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+
+from ranker_assets.config import load_config
+from ranker_assets.lake import Lake
+from ranker_assets.training.data import load_window, to_tensors
+from ranker_assets.training.train import train_ranker
+
+CONFIG = "bench"
+
+
+def synthetic_day(
+    rows: int, ds: str, seed: int, dense: tuple[str, ...], cats: tuple[str, ...]
+) -> pa.Table:
+    """A sampled day shaped like the real one: float32 features, int64 ids, int8 labels."""
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(0, 1, size=(rows, len(dense))).astype(np.float32)
+    logit = x[:, 0] - 1.5 + 0.3 * np.log(x[:, 1])
+    cols: dict[str, pa.Array] = {name: pa.array(x[:, i]) for i, name in enumerate(dense)}
+    cols.update({name: pa.array(rng.integers(0, 50_000, rows)) for name in cats})
+    for i, head in enumerate(("closeup", "click", "repin", "long_click", "hide")):
+        p = 1 / (1 + np.exp(-(logit - i * 0.5)))
+        cols[head] = pa.array((rng.random(rows) < p).astype(np.int8))
+    cols["weight"] = pa.array(rng.choice([1.0, 10.0], rows).astype(np.float32))
+    cols["policy"] = pa.array(np.where(rng.random(rows) < 0.02, "randomized", "production"))
+    cols["request_id"] = pa.array(np.arange(rows, dtype=np.int64) // 20 + seed * 10**8)
+    cols["impressed"] = pa.array(np.ones(rows, dtype=bool))
+    cols["config"] = pa.array([CONFIG] * rows)
+    cols["ds"] = pa.array([ds] * rows)
+    return pa.table(cols)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the 7-day window")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, help="override model.batch_size")
+    args = parser.parse_args()
+    cfg = load_config()
+    update = {"epochs": args.epochs, "device": args.device}
+    if args.batch_size:
+        update["batch_size"] = args.batch_size
+    model = cfg.model.model_copy(update=update)
+    spec, heads = cfg.features, model.heads
+    days = [str(date(2026, 11, 1) + timedelta(days=i)) for i in range(model.window_days)]
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake(tmp)
+        for i, ds in enumerate(days):
+            day = synthetic_day(args.rows // len(days), ds, i, spec.dense, spec.categorical)
+            lake.replace_partition("sampled_dataset", day, {"config": CONFIG, "ds": ds})
+        # Warm up (allocator, kernels) on a small slice so both timings are steady state.
+        warm = to_tensors(
+            load_window(lake, CONFIG, days[:1], spec, heads).slice(0, 20_000),
+            spec,
+            heads,
+            model.hash_buckets,
+        )
+        train_ranker(warm, spec, model)
+
+        # Alternate the two paths and keep each one's best of two, so neither gets the warm caches.
+        load_s, loader_runs, memory_runs = [], [], []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            tensors = to_tensors(
+                load_window(lake, CONFIG, days, spec, heads), spec, heads, model.hash_buckets
+            )
+            load_s.append(time.perf_counter() - t0)
+            train_ranker(tensors, spec, model)
+            loader_runs.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            outcome = train_ranker(tensors, spec, model)  # same model and loop, tensors in memory
+            memory_runs.append(time.perf_counter() - t0)
+    n = len(tensors) * args.epochs
+    loader_run, in_memory, load = min(loader_runs), min(memory_runs), min(load_s)
+    print(
+        f"{len(tensors):,} rows x {args.epochs} epoch(s), {len(days)} days, device {args.device}, "
+        f"batch {model.batch_size}\n"
+    )
+    print(f"{'path':<34}{'seconds':>9}{'examples/s':>13}")
+    print(f"{'Delta -> Arrow -> tensors (load)':<34}{load:>9.2f}{len(tensors) / load:>13,.0f}")
+    print(f"{'loader + training':<34}{loader_run:>9.2f}{n / loader_run:>13,.0f}")
+    print(f"{'training on in-memory tensors':<34}{in_memory:>9.2f}{n / in_memory:>13,.0f}")
+    print(
+        f"\nloader + training / in-memory examples/s: {in_memory / loader_run:.3f}"
+        f" (the loader costs {1 - in_memory / loader_run:.1%} of the run)"
+    )
+    aucs = {k[4:]: round(v, 3) for k, v in outcome.holdout.items() if k.startswith("auc_")}
+    print(f"holdout AUC (a learning check): {aucs}")
+
+
+if __name__ == "__main__":
+    main()
