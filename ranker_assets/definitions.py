@@ -11,7 +11,11 @@ from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
 from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.partitions import daily_partitions
+from ranker_assets.partitions import (
+    daily_partitions,
+    day_and_config_partitions,
+    sampling_config_partitions,
+)
 from ranker_assets.resources import build_resources
 
 LANDED_LOGS = ("feature_log", "event_log")
@@ -28,7 +32,8 @@ def build_definitions(
     point a deployment at object-store tables and a cluster.
     """
     days = daily_partitions(cfg)
-    sampled = build_sampled_data_assets(cfg, days)
+    configs = sampling_config_partitions(cfg)
+    days_x_configs = day_and_config_partitions(days, configs)
     # The landing zone: files written by the serving stack (or the simulator), outside Dagster.
     landing = [
         dg.AssetSpec(
@@ -45,8 +50,8 @@ def build_definitions(
             *landing,
             *build_logged_event_assets(cfg, days),
             *build_training_data_assets(cfg, days),
-            *sampled,
-            *build_trained_ranker_assets(cfg, sampled[1].partitions_def),
+            *build_sampled_data_assets(cfg, configs, days_x_configs),
+            *build_trained_ranker_assets(cfg, days_x_configs),
         ],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.

@@ -10,6 +10,7 @@ from dagster_pyspark import LazyPySparkResource
 
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
+from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource
 from ranker_assets.sampling.config import load_sampling_configs
 from ranker_assets.sampling.health import health_markdown
@@ -20,11 +21,12 @@ SAMPLER_CODE_VERSION = "sampler-1"
 
 
 def build_sampled_data_assets(
-    cfg: RankerConfig, days: dg.TimeWindowPartitionsDefinition
+    cfg: RankerConfig,
+    config_parts: dg.StaticPartitionsDefinition,
+    partitions: dg.MultiPartitionsDefinition,
 ) -> list[dg.AssetsDefinition | dg.SourceAsset]:
     folder = cfg.sampling.configs_path
-    names = sorted(load_sampling_configs(folder))
-    config_parts = dg.StaticPartitionsDefinition(names)
+    names = config_parts.get_partition_keys()
 
     @dg.observable_source_asset(
         name="sampling_config",
@@ -40,7 +42,7 @@ def build_sampled_data_assets(
         )
 
     @dg.asset(
-        partitions_def=dg.MultiPartitionsDefinition({"ds": days, "config": config_parts}),
+        partitions_def=partitions,
         deps=[
             dg.AssetDep(
                 "training_examples",
@@ -70,9 +72,7 @@ def build_sampled_data_assets(
     def sampled_dataset(
         context: dg.AssetExecutionContext, lake: LakeResource, pyspark: LazyPySparkResource
     ) -> dg.MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        ds, name = keys["ds"], keys["config"]
-        sampling = load_sampling_configs(folder)[name]
+        ds, sampling = ds_and_config(cfg, context.partition_key)
         delta = lake.lake()
         # The Spark session is only started when the partition has to be recomputed.
         outcome = run_sampler(

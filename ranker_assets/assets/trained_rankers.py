@@ -8,8 +8,8 @@ import dagster as dg
 
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
+from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource, MlflowResource
-from ranker_assets.sampling.config import load_sampling_configs
 from ranker_assets.training.pipeline import train_partition
 from ranker_assets.training.tracking import RegisteredRanker
 
@@ -29,8 +29,6 @@ def window_mapping(days_in_window: int) -> dg.MultiPartitionMapping:
 def build_trained_ranker_assets(
     cfg: RankerConfig, partitions: dg.MultiPartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    folder = cfg.sampling.configs_path
-
     @dg.asset(
         partitions_def=partitions,
         deps=[
@@ -46,15 +44,13 @@ def build_trained_ranker_assets(
     def ranker_model(
         context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
     ) -> dg.MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        ds, config = keys["ds"], keys["config"]
-        sampling = load_sampling_configs(folder)[config]
+        ds, sampling = ds_and_config(cfg, context.partition_key)
         run_cfg = cfg.model_copy(update={"mlflow": mlflow.config()})
         trained = train_partition(
             lake.lake(),
             run_cfg,
             ds,
-            config,
+            sampling.name,
             sampling.content_hash(),
             tags={
                 "dagster_run_id": context.run.run_id,
