@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 java:
-	@java -version >/dev/null 2>&1 || { echo "Java 17+ is required by Spark. Install it with:"; \
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+	  echo "Java 17+ is required by Spark (found: $${v:-none}). Install it with:"; \
 	  echo "  sudo apt-get install -y openjdk-17-jre-headless   (Debian/Ubuntu)"; \
-	  echo "  brew install openjdk@17                           (macOS)"; exit 1; }
+	  echo "  brew install openjdk@17                           (macOS)"; exit 1; fi
 
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)
