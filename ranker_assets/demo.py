@@ -9,6 +9,7 @@ and how the ranker compares with the heuristic policy and the oracle on randomiz
 from __future__ import annotations
 
 import argparse
+import logging
 from datetime import date, timedelta
 
 import dagster as dg
@@ -93,7 +94,8 @@ def print_replay_evaluation(cfg: RankerConfig, ref: RegisteredRanker, seed: int,
     """Per-head AUC of the registered ranker on a later day served in random order."""
     mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
     frame = replay_day(cfg, seed, day, REPLAY_REQUESTS)
-    scores = mlflow.pyfunc.load_model(ref.uri).predict(frame)
+    features = frame[[*dict.fromkeys([*cfg.features.dense, *cfg.features.categorical])]]
+    scores = mlflow.pyfunc.load_model(ref.uri).predict(features)
     table = replay_aucs(frame, scores, tuple(scores.columns.str.removeprefix("p_")))
     print(f"\nper-head AUC on {day}, {REPLAY_REQUESTS:,} requests in random order (unbiased):")
     print(table.round(4).to_string())
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = load_config()
     home = ranker_home()
+    # The demo prints its own summary; MLflow's per-call notices would bury it.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     start = date.fromisoformat(args.start)
     print(f"RANKER_HOME={home}")
     _print_simulation(

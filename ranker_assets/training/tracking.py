@@ -9,7 +9,9 @@ FAILED when the block raises.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from ranker_assets.training.serving import RankerPyfunc, load_module, predict_fr
 from ranker_assets.training.train import TrainingOutcome
 
 CHAMPION = "champion"
+# Progress bars for every artifact download drown the logs of a pipeline run.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Only what the pyfunc needs to load; listing them saves MLflow ~10 s of dependency inference.
 PIP_REQUIREMENTS = ["torch==2.13.0", "pandas", "numpy", "pyarrow", "ranker_assets"]
 
@@ -106,13 +110,17 @@ def log_and_register(
             ("raw", base, raw_name(name)),
         ):
             artifacts = save_model(model, spec, Path(tmp) / label)
-            signature = infer_signature(
-                example, predict_frame(model, example, spec, base.arch.hash_buckets)
-            )
+            with warnings.catch_warnings():
+                # MLflow hints that int columns cannot hold nulls; the log contract forbids them.
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                signature = infer_signature(
+                    example, predict_frame(model, example, spec, base.arch.hash_buckets)
+                )
             info = mlflow.pyfunc.log_model(
                 name=label,
                 python_model=RankerPyfunc(),
                 artifacts=artifacts,
+                input_example=example,
                 signature=signature,
                 pip_requirements=PIP_REQUIREMENTS,
                 registered_model_name=reg_name,
