@@ -53,6 +53,12 @@ def build_definitions(
             *build_sampled_data_assets(cfg, configs, days_x_configs),
             *build_trained_ranker_assets(cfg, days_x_configs),
         ],
+        jobs=[
+            # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
+            dg.define_asset_job(
+                "ingest_logs", selection=["feature_log", "event_log"], partitions_def=days
+            ),
+        ],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.
         executor=dg.in_process_executor,
