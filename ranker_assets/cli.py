@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from ranker_assets.config import load_config, ranker_home
+from ranker_assets.hybrid_logging.contract import (
+    ContractError,
+    event_log_schema,
+    feature_log_schema,
+    validate,
+)
+from ranker_assets.hybrid_logging.landing import read_event_log, read_feature_log
 from ranker_assets.world.simulator import simulate_to_landing
 
 
@@ -32,11 +39,44 @@ def _simulate(args: argparse.Namespace) -> int:
     print(
         f"landed {len(reports)} day(s) under {landing} (logging={logging.mode}, seed={args.seed})"
     )
-    print(f"{'ds':<12}{'log':<14}{'rows':>12}{'bytes':>14}{'seconds':>10}")
+    print(f"{'ds':<12}{'log':<14}{'rows':>12}{'bytes':>14}")
     for r in reports:
         for name, w in r.written.items():
-            print(f"{r.ds!s:<12}{name:<14}{w.rows:>12,}{w.bytes:>14,}{r.seconds:>10.2f}")
+            print(f"{r.ds!s:<12}{name:<14}{w.rows:>12,}{w.bytes:>14,}")
+        print(
+            f"{'':<12}{r.requests:,} requests, {r.served:,} served, {r.impressed:,} impressed, "
+            f"{r.log_requests:,} feature-log requests before dedup, {r.seconds:.2f}s"
+        )
     return 0
+
+
+def _check_logs(args: argparse.Namespace) -> int:
+    """Validate landed days against the log contract; readable errors, exit 1 on any problem."""
+    cfg = load_config(args.config)
+    landing = Path(args.landing) if args.landing else ranker_home() / "landing"
+    checks = (
+        (
+            "feature_log",
+            lambda ds: read_feature_log(landing, ds).to_pandas(),
+            feature_log_schema(cfg.features),
+        ),
+        ("event_log", lambda ds: read_event_log(landing, ds), event_log_schema()),
+    )
+    problems = 0
+    for i in range(args.days):
+        ds = date.fromisoformat(args.start) + timedelta(days=i)
+        for log, read, schema in checks:
+            try:
+                frame = read(ds)
+                validate(frame, schema)
+                print(f"{ds} {log}: ok ({len(frame):,} rows)")
+            except ContractError as err:
+                problems += 1
+                print(f"{ds} {err}")
+            except (FileNotFoundError, ValueError) as err:
+                problems += 1
+                print(f"{ds} {log}: cannot be read: {err}")
+    return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--logging", choices=["hybrid", "full"], help="override logging.mode")
     sim.add_argument("--randomized-share", type=float, help="override logging.randomized_share")
     sim.set_defaults(func=_simulate)
+    check = sub.add_parser("check-logs", help="validate landed logs against the log contract")
+    check.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    check.add_argument("--days", type=int, default=1)
+    check.add_argument("--landing", help="landing directory (default: $RANKER_HOME/landing)")
+    check.set_defaults(func=_check_logs)
     return parser
 
 

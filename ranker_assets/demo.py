@@ -38,7 +38,9 @@ class Demo:
         self.instance = instance
         self.job = build_definitions(cfg).resolve_implicit_global_asset_job_def()
 
-    def run(self, assets: list[str], key: str | dg.MultiPartitionKey) -> dg.ExecuteInProcessResult:
+    def run(
+        self, assets: list[str], key: str | dg.MultiPartitionKey | None = None
+    ) -> dg.ExecuteInProcessResult:
         return self.job.execute_in_process(
             run_config=QUIET,
             instance=self.instance,
@@ -71,6 +73,8 @@ class Demo:
 
     def sample(self, days: list[str], config: str) -> None:
         print(f"\n== 4. Sampler: training_examples -> sampled_dataset (config {config!r}) ==")
+        # Record each config's content hash first, so later edits show its datasets as stale.
+        self.run(["sampling_config"])
         for ds in days:
             result = self.run(
                 ["sampled_dataset"], dg.MultiPartitionKey({"ds": ds, "config": config})

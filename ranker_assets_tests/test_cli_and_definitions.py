@@ -55,3 +55,22 @@ def test_code_location_loads() -> None:
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {"landing/feature_log", "landing/event_log"} <= keys
     dg.Definitions.validate_loadable(defs)  # raises on any definition error
+
+
+def test_check_logs_cli_passes_clean_logs_and_names_what_is_broken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], landed
+) -> None:
+    root, reports = landed
+    ds = str(reports[0].ds)
+    assert main(["check-logs", "--start", ds, "--days", "1", "--landing", str(root)]) == 0
+    assert f"{ds} feature_log: ok" in capsys.readouterr().out
+    broken = tmp_path / "event_log" / f"ds={ds}"
+    broken.mkdir(parents=True)
+    (broken / "client.jsonl").write_text(
+        '{"event_id": "a", "request_id": 1, "pin_id": 2, "user_id": 3, "event_type": "swipe",'
+        ' "position": 0, "timestamp": "' + ds + 'T01:00:00.000Z", "platform": "ios"}\n'
+    )
+    assert main(["check-logs", "--start", ds, "--landing", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "event_log violates the log contract" in out and "'event_type'" in out and "swipe" in out
+    assert f"{ds} feature_log: cannot be read: no feature_log files" in out

@@ -84,6 +84,7 @@ def build_sampled_data_assets(
             metadata={
                 "reused_by_lineage": outcome.reused,
                 "config_hash": sampling.content_hash(),
+                "config_description": sampling.description,
                 "rows_in": h.rows_in,
                 "rows_out": h.rows_out,
                 "negative_keep_rate": h.negative_keep_rate,

@@ -21,8 +21,6 @@ import pyarrow.parquet as pq
 
 from ranker_assets.hybrid_logging.logger import LoggedDay
 
-LOGS = ("feature_log", "event_log", "ground_truth")
-
 
 @dataclass(frozen=True)
 class WriteStats:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -175,11 +174,3 @@ def train_ranker(
         "randomized": int(data.randomized.sum()),
     }
     return TrainingOutcome(model, calibrated, history, holdout, rows)
-
-
-def parameter_distance(a: nn.Module, b: nn.Module) -> float:
-    """L2 distance between two models' trainable parameters (same architecture)."""
-    sq = sum(
-        float(((pa - pb) ** 2).sum()) for pa, pb in zip(a.parameters(), b.parameters(), strict=True)
-    )
-    return float(np.sqrt(sq))

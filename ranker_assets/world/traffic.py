@@ -17,7 +17,6 @@ from ranker_assets.world.entities import Population
 from ranker_assets.world.policies import Features, Scorer, serve
 
 US_PER_S = 1_000_000
-US_PER_DAY = 86_400 * US_PER_S
 MAX_REQUESTS_PER_DAY = 10_000_000
 # Position bias: the chance an impressed slot is really looked at falls as (1 + position)^-ETA.
 EXAMINATION_ETA = 0.6

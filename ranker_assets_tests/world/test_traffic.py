@@ -9,7 +9,7 @@ from ranker_assets.config import EVENT_TYPES
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
-from ranker_assets.world.traffic import US_PER_DAY, simulate_day
+from ranker_assets.world.traffic import US_PER_S, simulate_day
 from ranker_assets_tests.conftest import SEED, START, small_config
 
 
@@ -88,7 +88,8 @@ def test_engagements_follow_impressions_and_some_cross_midnight(world) -> None:
             day.event_request[eng], day.event_slot[eng], day.event_ts_us[eng], strict=True
         )
     )
-    day_end = int(day.request_ts_us.min() // US_PER_DAY + 1) * US_PER_DAY
+    us_per_day = 86_400 * US_PER_S
+    day_end = int(day.request_ts_us.min() // us_per_day + 1) * us_per_day
     assert (day.event_ts_us[eng] >= day_end).sum() > 0
     assert day.request_ts_us.max() < day_end
 
