@@ -12,7 +12,7 @@ DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 3
 DEMO_REQUESTS ?= 4000
 
-.PHONY: demo test lint ui java clean
+.PHONY: demo test lint ui mlflow-ui java clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "$(PY) not found: install Python 3.11"; exit 1; }
@@ -48,6 +48,11 @@ lint: $(STAMP)
 
 ui: $(STAMP) java $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow-ui: $(STAMP)
+	mkdir -p $(RANKER_HOME)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(RANKER_HOME)/mlflow.db \
+	  --default-artifact-root $(RANKER_HOME)/mlartifacts --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(RANKER_HOME)

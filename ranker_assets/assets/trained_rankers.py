@@ -11,7 +11,7 @@ from ranker_assets.config import RankerConfig
 from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource, MlflowResource
 from ranker_assets.training.pipeline import train_partition
-from ranker_assets.training.tracking import RegisteredRanker
+from ranker_assets.training.tracking import RegisteredRanker, run_url
 
 
 def window_mapping(days_in_window: int) -> dg.MultiPartitionMapping:
@@ -66,6 +66,9 @@ def build_trained_ranker_assets(
                 "version": ref.version,
                 "raw_version": ref.raw_version,
                 "mlflow_run_id": ref.run_id,
+                "mlflow_run": dg.MetadataValue.url(
+                    run_url(run_cfg.mlflow.resolved_uri(), ref.run_id)
+                ),
                 "mlflow_tracking_uri": run_cfg.mlflow.resolved_uri(),
                 "mlflow_experiment": run_cfg.mlflow.experiment,
                 "window": ", ".join(trained.days),

@@ -49,6 +49,18 @@ class RegisteredRanker:
         return f"models:/{self.name}/{self.version}"
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` serves the local sqlite store here
+
+
+def run_url(tracking_uri: str, run_id: str) -> str:
+    """Where to look at a run: the tracking server's page, or the local UI for a sqlite store."""
+    base = (
+        tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
+    )
+    experiment_id = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def raw_name(name: str) -> str:
     return f"{name}_raw"
 

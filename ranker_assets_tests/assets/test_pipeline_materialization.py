@@ -145,6 +145,7 @@ def test_ranker_model_trains_on_its_window_and_fails_readably_without_it(setup) 
     (mat,) = result.asset_materializations_for_node("ranker_model")
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["version"] == ref.version and meta["window"] == f"{D1}, {D2}"
+    assert meta["mlflow_run"].endswith(f"/runs/{ref.run_id}")
     assert 0.5 < meta["holdout_auc_repin"] <= 1.0
     client = MlflowClient(meta["mlflow_tracking_uri"])
     tags = client.get_model_version(ref.name, ref.version).tags
