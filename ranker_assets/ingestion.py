@@ -12,6 +12,7 @@ to coerce); value rules come from the pandera contract itself, row by row.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
@@ -93,29 +95,58 @@ class IngestResult:
         return {k: int(v) for k, v in label.value_counts().sort_index().items()}
 
 
-def _read_jsonl(files: Iterable[Path]) -> tuple[pd.DataFrame, list[dict[str, object]]]:
-    """Parse JSON lines; malformed lines become quarantine records instead of failing the day."""
+def _parse_jsonl_fast(path: Path) -> pd.DataFrame | None:
+    """Arrow's multithreaded JSON reader for a clean file; None sends the file to the careful
+    line-by-line parser (a malformed line, a non-object, a blank line or a type conflict)."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.removesuffix("\n").split("\n") if text else []
+    if not lines or any(not line.strip() for line in lines):
+        return None
+    try:
+        table = pa_json.read_json(io.BytesIO(text.encode()))
+    except (pa_arrow.ArrowInvalid, pa_arrow.ArrowNotImplementedError):
+        return None
+    if table.num_rows != len(lines) or any(pa_arrow.types.is_nested(t) for t in table.schema.types):
+        return None
+    df = table.to_pandas()
+    df["_source_file"] = str(path)
+    df["_row_number"] = np.arange(1, len(df) + 1)
+    df["_raw"] = lines
+    return df
+
+
+def _parse_jsonl_careful(path: Path, malformed: list[dict[str, object]]) -> pd.DataFrame:
+    """One line at a time: malformed lines become quarantine records, the rest a frame."""
     records: list[dict[str, object]] = []
+    with path.open("rb") as f:
+        for n, line in enumerate(f, start=1):
+            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as err:
+                malformed.append(_qrow(path, n, "malformed_json", None, text, str(err)))
+                continue
+            if not isinstance(rec, dict):
+                malformed.append(_qrow(path, n, "malformed_json", None, text, "not a JSON object"))
+                continue
+            rec.update(_source_file=str(path), _row_number=n, _raw=text)
+            records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_jsonl(
+    files: Iterable[Path], fast: bool = True
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """Parse JSON lines, fast when a file is clean; malformed lines are quarantined, not fatal."""
     malformed: list[dict[str, object]] = []
+    frames = []
     for path in files:
-        with path.open("rb") as f:
-            for n, line in enumerate(f, start=1):
-                text = line.decode("utf-8", errors="replace").rstrip("\n")
-                if not text.strip():
-                    continue
-                try:
-                    rec = json.loads(text)
-                except json.JSONDecodeError as err:
-                    malformed.append(_qrow(path, n, "malformed_json", None, text, str(err)))
-                    continue
-                if not isinstance(rec, dict):
-                    malformed.append(
-                        _qrow(path, n, "malformed_json", None, text, "not a JSON object")
-                    )
-                    continue
-                rec.update(_source_file=str(path), _row_number=n, _raw=text)
-                records.append(rec)
-    return pd.DataFrame.from_records(records), malformed
+        df = _parse_jsonl_fast(path) if fast else None
+        frames.append(df if df is not None else _parse_jsonl_careful(path, malformed))
+    frames = [f for f in frames if not f.empty]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), malformed
 
 
 def _read_parquet(files: Iterable[Path]) -> pd.DataFrame:
@@ -149,8 +180,9 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
         return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601").astype(
             "datetime64[us, UTC]"
         )
+    kind = values.dtype.kind
     if dtype.startswith(("int", "float")):
-        if values.dtype.kind in "biuf" and values.dtype.kind != "b":
+        if kind in "iuf":  # typed by the reader: no per-value checks needed
             num = values
         else:
             num = pd.to_numeric(values.where(values.map(_is_number)), errors="coerce")
@@ -158,8 +190,12 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
             num = num.where(np.isfinite(num.astype("float64")) & (num == np.round(num)))
         return num
     if dtype == "bool":
+        if kind == "b":
+            return values
         return values.where(values.map(lambda v: isinstance(v, bool | np.bool_)))
-    return values.where(values.map(lambda v: isinstance(v, str)))
+    if kind == "O":  # .str.len() is NaN for anything that is not a string
+        return values.where(values.str.len().notna())
+    return values.where(pd.Series(False, index=values.index))
 
 
 def _is_number(v: object) -> bool:

@@ -8,7 +8,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ranker_assets.hybrid_logging import landing
-from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
+from ranker_assets.ingestion import (
+    _parse_jsonl_fast,
+    _read_jsonl,
+    event_log_spec,
+    feature_log_spec,
+    ingest_day,
+    screen,
+)
 from ranker_assets.world.simulator import simulate_to_landing
 from ranker_assets_tests.conftest import SEED, START, small_config
 
@@ -129,3 +136,18 @@ def test_simulated_client_faults_are_caught_and_counts_reconcile(tmp_path: Path)
 def test_an_empty_or_missing_day_ingests_to_zero_rows(tmp_path: Path) -> None:
     result = ingest_day(tmp_path, event_log_spec(), DS)
     assert (result.rows_in, result.kept, result.quarantined) == (0, 0, 0)
+
+
+def test_fast_json_path_agrees_with_the_careful_parser(tmp_path: Path) -> None:
+    """Clean-but-faulty client files take Arrow's reader; the result must not depend on it."""
+    cfg = small_config(client_fault_share=0.02)
+    simulate_to_landing(cfg.world, cfg.logging, tmp_path, START, 1, 800, SEED)
+    files = landing.day_files(tmp_path, "event_log", str(START))
+    assert all(_parse_jsonl_fast(f) is not None for f in files)
+    spec = event_log_spec()
+    fast = screen(_read_jsonl(files, fast=True)[0], spec, str(START))
+    careful = screen(_read_jsonl(files, fast=False)[0], spec, str(START))
+    for a, b in zip(fast[:2], careful[:2], strict=True):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    assert fast[2] == careful[2] > 0
+    assert len(fast[1]) > 0  # the faults were seen on both paths
