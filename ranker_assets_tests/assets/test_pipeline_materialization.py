@@ -9,7 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster._core.definitions.data_version import DATA_VERSION_TAG, StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
 from dagster_pyspark import LazyPySparkResource
 from mlflow.tracking import MlflowClient
 
@@ -110,29 +111,52 @@ def _sample(defs: dg.Definitions, instance: dg.DagsterInstance, ds: str, config:
 
 def test_sampled_datasets_per_config_and_day_are_reused_by_lineage(setup) -> None:
     defs, instance, lake, _, configs_dir = setup
+    before = _observed_versions(defs, instance)  # the configs' content hashes, as the UI records
     first = {}
     for config in ("legacy", "balanced"):
         for ds in (D1, D2):
             meta, version = _sample(defs, instance, ds, config)
             assert not meta["reused_by_lineage"] and meta["rows_out"] > 0
             first[(config, ds)] = version
+    assert _stale(defs, instance) == {k: StaleStatus.FRESH for k in first}
     delta_version = lake.table("sampled_dataset").version()
     # Unchanged config and upstream: a no-op that keeps the data version (no Spark job, no commit).
     meta, version = _sample(defs, instance, D1, "legacy")
     assert meta["reused_by_lineage"] and version == first[("legacy", D1)]
     assert lake.table("sampled_dataset").version() == delta_version
-    # Editing a config changes its observed data version and recomputes only its partitions.
-    before = _observed_versions(defs, instance)
+    # Editing a config changes its observed data version: its partitions, and only those, are
+    # stale in Dagster, and materializing one recomputes it.
     path = configs_dir / "legacy.yaml"
     path.write_text(path.read_text().replace("negative_keep: 0.3", "negative_keep: 0.25"))
     after = _observed_versions(defs, instance)
     assert after["legacy"] != before["legacy"] and after["balanced"] == before["balanced"]
+    stale = _stale(defs, instance)
+    assert {k for k, v in stale.items() if v == StaleStatus.STALE} == {
+        ("legacy", D1),
+        ("legacy", D2),
+    }
     meta, version = _sample(defs, instance, D1, "legacy")
     assert not meta["reused_by_lineage"] and version != first[("legacy", D1)]
     assert meta["negative_keep_rate"] == 0.25
+    assert _stale(defs, instance)[("legacy", D1)] == StaleStatus.FRESH
     assert _sample(defs, instance, D1, "balanced")[0]["reused_by_lineage"]
     rows = lake.read("sampled_dataset", [D1], config="legacy").num_rows
     assert rows == meta["rows_out"]
+
+
+def _stale(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> dict[tuple[str, str], StaleStatus]:
+    """Dagster's own staleness verdict per (config, day) partition of sampled_dataset."""
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition | dg.SourceAsset)]
+    resolver = get_stale_status_resolver(instance, assets)
+    return {
+        (c, d): resolver.get_status(
+            dg.AssetKey("sampled_dataset"), dg.MultiPartitionKey({"ds": d, "config": c})
+        )
+        for c in ("legacy", "balanced")
+        for d in (D1, D2)
+    }
 
 
 def test_ranker_model_trains_on_its_window_and_fails_readably_without_it(setup) -> None:
