@@ -55,9 +55,7 @@ def build_definitions(
         ],
         jobs=[
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
-            dg.define_asset_job(
-                "ingest_logs", selection=["feature_log", "event_log"], partitions_def=days
-            ),
+            dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),
         ],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.
