@@ -109,10 +109,10 @@ def test_registry_round_trip_reproduces_in_memory_predictions(training_world, tr
 
 
 def test_warm_start_begins_at_the_champion(training_world, champion) -> None:
+    @torch.no_grad()
     def distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
-        return float(
-            sum(((p - q) ** 2).sum() for p, q in zip(a.parameters(), b.parameters(), strict=True))
-        )
+        pairs = zip(a.parameters(), b.parameters(), strict=True)
+        return float(sum(((p - q) ** 2).sum() for p, q in pairs))
 
     warm = _train(training_world, epochs=1, warm_start=True)
     cold = _train(training_world, epochs=1)
