@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.ingestion import (
@@ -93,7 +94,7 @@ def _ingestion_asset(
                 "landed_bytes": result.bytes_in,
                 "lake_bytes": delta.partition_bytes(spec.name, ds=ds),
                 "delta_version": version,
-                "table_uri": delta.uri(spec.name),
+                **table_metadata(delta, spec.name, result.kept),
             },
             check_results=_check_results(result, cfg, spec.name),
         )

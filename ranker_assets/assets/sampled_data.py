@@ -8,6 +8,7 @@ hash and upstream training examples are unchanged reuses the stored dataset (no 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
+from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.partitions import ds_and_config
@@ -90,7 +91,7 @@ def build_sampled_data_assets(
                 "negative_keep_rate": h.negative_keep_rate,
                 "top1pct_user_share": h.top1pct_user_share,
                 "health": dg.MetadataValue.md(health_markdown(h, outcome.previous)),
-                "table_uri": delta.uri(SAMPLED),
+                **table_metadata(delta, SAMPLED, h.rows_out),
             },
             check_results=[
                 dg.AssetCheckResult(

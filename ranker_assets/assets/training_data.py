@@ -3,6 +3,7 @@
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
+from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.joiner import run_joiner
@@ -51,6 +52,7 @@ def build_training_data_assets(
                 **{f"positives_{k}": v for k, v in stats.positives.items()},
                 "delta_version": version,
                 "lake_bytes": lake.lake().partition_bytes("training_examples", ds=ds),
+                **table_metadata(lake.lake(), "training_examples", stats.joined_rows),
             },
             check_results=[
                 dg.AssetCheckResult(

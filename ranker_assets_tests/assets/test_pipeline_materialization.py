@@ -74,7 +74,7 @@ def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
             m = _meta(result, log)
             assert m["reconciles"] is True
             assert m["rows_in"] == m["rows_kept"] + m["rows_quarantined"] + m["duplicates_dropped"]
-            assert m["lake_bytes"] > 0
+            assert m["lake_bytes"] > 0 and m["dagster/row_count"] == m["rows_kept"]
         if ds != D3:  # D3 holds only the late events of D2: too few rows for a stable share
             assert all(e.passed for e in result.get_asset_check_evaluations())
     for ds in (D1, D2):
@@ -84,6 +84,8 @@ def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
         kept = lake.read("feature_log", [ds]).num_rows
         assert m["rows_joined"] == m["feature_rows"] == kept
         assert m["positives_click"] > 0
+        columns = {c.name: c.type for c in m["dagster/column_schema"].columns}
+        assert columns["weight"] == "float" and columns["repin"] == "int8" and "ds" in columns
         (check,) = result.get_asset_check_evaluations()
         assert check.check_name == "logs_agree" and check.passed
     # Re-materializing a day through Dagster replaces it: same rows, nothing duplicated.
