@@ -33,7 +33,7 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object
 class Demo:
     """Materializes assets one partition per run, as the UI or a backfill would."""
 
-    def __init__(self, cfg: RankerConfig, instance: dg.DagsterInstance):
+    def __init__(self, cfg: RankerConfig, instance: dg.DagsterInstance) -> None:
         self.cfg = cfg
         self.instance = instance
         self.job = build_definitions(cfg).resolve_implicit_global_asset_job_def()

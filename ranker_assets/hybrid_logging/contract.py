@@ -25,7 +25,7 @@ _UNIT = pa.Check.in_range(0.0, 1.0, include_min=False, error="must be in (0, 1]"
 class ContractError(ValueError):
     """A log violates the contract; the message names each failing column, rule and example."""
 
-    def __init__(self, log_name: str, failure_cases: pd.DataFrame):
+    def __init__(self, log_name: str, failure_cases: pd.DataFrame) -> None:
         self.log_name = log_name
         self.failure_cases = failure_cases
         super().__init__(

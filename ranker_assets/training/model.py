@@ -53,7 +53,7 @@ def signed_log(x: torch.Tensor) -> torch.Tensor:
 class MMoERanker(nn.Module):
     """Multi-gate mixture of experts: shared experts, one softmax gate and one tower per head."""
 
-    def __init__(self, arch: Architecture):
+    def __init__(self, arch: Architecture) -> None:
         super().__init__()
         self.arch = arch
         self.register_buffer("dense_mean", torch.zeros(arch.n_dense))
@@ -95,7 +95,7 @@ class MMoERanker(nn.Module):
 class CalibratedRanker(nn.Module):
     """The served model: the raw ranker's logits through per-head Platt scaling (a * z + b)."""
 
-    def __init__(self, base: MMoERanker, scale: torch.Tensor, bias: torch.Tensor):
+    def __init__(self, base: MMoERanker, scale: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
         self.base = base
         self.register_buffer("scale", scale.detach().clone().float())

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from torch import nn
 
 from ranker_assets.config import RankerConfig
 from ranker_assets.lake import Lake
@@ -37,7 +38,7 @@ def window_days(ds: str, n: int, start_date: str) -> list[str]:
     ]
 
 
-def _champion(cfg: RankerConfig):
+def _champion(cfg: RankerConfig) -> nn.Module | None:
     """The current champion's raw module, for warm start and distillation (None if not needed)."""
     if not (cfg.model.warm_start or cfg.model.distillation_weight > 0):
         return None
