@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.transaction import AddAction
@@ -105,14 +105,16 @@ class Lake:
         if not files:
             return schema.empty_table().select(columns or schema.names)
         parts = dt.metadata().partition_columns
+        fs, base = _filesystem(self.uri(table))
         ds = pads.dataset(
-            [_local(f) for f in files],
+            [_filesystem(f)[1] for f in files],
             schema=schema,
             format="parquet",
+            filesystem=fs,
             partitioning=pads.partitioning(
                 pa.schema([schema.field(p) for p in parts]), flavor="hive"
             ),
-            partition_base_dir=_local(self.uri(table)),
+            partition_base_dir=base,
         )
         return ds.to_table(columns=columns)
 
@@ -164,20 +166,26 @@ class Lake:
         referenced by the log, so readers keep seeing the previous version.
         """
         _predicate(partitions)  # validates the values
-        root = _local(self.uri(table))
         folder = "/".join(f"{k}={v}" for k, v in partitions.items())
-        staging = f"{root}/{folder}/_write-{uuid.uuid4().hex}"
+        staging = f"{self.uri(table)}/{folder}/_write-{uuid.uuid4().hex}"
         df.drop(*partitions).write.mode("errorifexists").parquet(staging)
-        written = sorted(Path(staging).glob("*.parquet"))
+        fs, root = _filesystem(self.uri(table))
+        listing = fs.get_file_info(pafs.FileSelector(_filesystem(staging)[1]))
+        written = sorted(
+            (f for f in listing if f.is_file and f.base_name.endswith(".parquet")),
+            key=lambda f: f.path,
+        )
         actions, rows = [], 0
-        schema = pq.read_schema(written[0]) if written else None
-        for path in written:
-            meta = pq.read_metadata(path)
+        schema = None
+        for info in written:
+            with fs.open_input_file(info.path) as handle:
+                meta = pq.read_metadata(handle)
+            schema = schema or meta.schema.to_arrow_schema()
             rows += meta.num_rows
             actions.append(
                 AddAction(
-                    path=os.path.relpath(path, root),
-                    size=path.stat().st_size,
+                    path=info.path.removeprefix(root.rstrip("/") + "/"),
+                    size=info.size,
                     partition_values=dict(partitions),
                     modification_time=int(time.time() * 1000),
                     data_change=True,
@@ -209,8 +217,11 @@ def _nullable(schema: pa.Schema) -> list[pa.Field]:
     return [f.with_nullable(True) for f in schema]
 
 
-def _local(uri: str) -> str:
-    return uri.removeprefix("file://")
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The Arrow filesystem and path of a local path or a URI (file://, s3://, gs://, abfs://)."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), str(Path(uri).absolute())
+    return pafs.FileSystem.from_uri(uri)
 
 
 def _check_readable(dt: DeltaTable, table: str) -> None:

@@ -36,8 +36,12 @@ def test_replace_partition_is_one_commit_and_leaves_other_days(tmp_path: Path) -
 
 
 @pytest.mark.spark
-def test_spark_write_commits_through_delta_rs_and_a_second_reader_agrees(tmp_path, spark) -> None:
-    lake = Lake(str(tmp_path))
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_spark_write_commits_through_delta_rs_and_a_second_reader_agrees(
+    tmp_path, spark, as_uri: bool
+) -> None:
+    """Plain paths and URIs (as object stores use) go through the same Arrow filesystem code."""
+    lake = Lake(tmp_path.as_uri() if as_uri else str(tmp_path))
     for ds, n in (("2026-11-01", 50), ("2026-11-02", 70)):
         df = spark.range(n).withColumn("ds", F.lit(ds)).withColumn("y", F.col("id") * 2)
         lake.spark_replace_day(df, "t", ds)
@@ -60,6 +64,7 @@ def test_spark_write_commits_through_delta_rs_and_a_second_reader_agrees(tmp_pat
     }
     back = lake.spark_read(spark, "t", ["2026-11-02"])
     assert back.count() == 70 and dict(back.dtypes)["ds"] == "string"
+    assert lake.read("t", ["2026-11-01"]).column("y").to_pylist() == [1] * 30
 
 
 @pytest.mark.spark
