@@ -63,8 +63,9 @@ class FeatureSpec(_Strict):
         return self
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        return self.dense + tuple(c for c in self.categorical if c not in FEATURE_LOG_KEY_COLUMNS)
+    def inputs(self) -> tuple[str, ...]:
+        """The columns a model reads, dense first (dense and categorical never overlap)."""
+        return self.dense + self.categorical
 
 
 class LoggingConfig(_Strict):

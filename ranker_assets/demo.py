@@ -98,7 +98,7 @@ def print_replay_evaluation(cfg: RankerConfig, ref: RegisteredRanker, seed: int,
     """Per-head AUC of the registered ranker on a later day served in random order."""
     mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
     frame = replay_day(cfg, seed, day, REPLAY_REQUESTS)
-    features = frame[[*dict.fromkeys([*cfg.features.dense, *cfg.features.categorical])]]
+    features = frame[list(cfg.features.inputs)]
     scores = mlflow.pyfunc.load_model(ref.uri).predict(features)
     table = replay_aucs(frame, scores, tuple(scores.columns.str.removeprefix("p_")))
     print(f"\nper-head AUC on {day}, {REPLAY_REQUESTS:,} requests in random order (unbiased):")

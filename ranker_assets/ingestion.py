@@ -98,12 +98,13 @@ class IngestResult:
 def _parse_jsonl_fast(path: Path) -> pd.DataFrame | None:
     """Arrow's multithreaded JSON reader for a clean file; None sends the file to the careful
     line-by-line parser (a malformed line, a non-object, a blank line or a type conflict)."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="replace")
     lines = text.removesuffix("\n").split("\n") if text else []
     if not lines or any(not line.strip() for line in lines):
         return None
     try:
-        table = pa_json.read_json(io.BytesIO(text.encode()))
+        table = pa_json.read_json(io.BytesIO(data))
     except (pa_arrow.ArrowInvalid, pa_arrow.ArrowNotImplementedError):
         return None
     if table.num_rows != len(lines) or any(pa_arrow.types.is_nested(t) for t in table.schema.types):

@@ -50,10 +50,6 @@ class LabelsNotReadyError(RuntimeError):
     """The inputs a day's join needs are not all in the lake yet."""
 
 
-def _has_day(lake: Lake, table: str, ds: str) -> bool:
-    return lake.exists(table) and bool(lake.files(table, [ds]))
-
-
 def next_day(ds: str) -> str:
     return str(date.fromisoformat(ds) + timedelta(days=1))
 
@@ -118,7 +114,7 @@ def run_joiner(
     a day's labels are never silently truncated.
     """
     needed = {"feature_log": [ds], "event_log": [ds, next_day(ds)]}
-    missing = [f"{t}[{d}]" for t, days in needed.items() for d in days if not _has_day(lake, t, d)]
+    missing = [f"{t}[{d}]" for t, days in needed.items() for d in days if not lake.has_data(t, d)]
     if missing:
         raise LabelsNotReadyError(
             f"cannot join {ds}: no ingested rows for {', '.join(missing)}; the labels of {ds} "
@@ -131,7 +127,6 @@ def run_joiner(
     try:
         version, rows = lake.spark_replace_day(examples, "training_examples", ds)
         agg = examples.agg(
-            F.count(F.lit(1)).alias("rows"),
             F.sum((F.col("impressed") & F.col("impression_ts").isNull()).cast("long")).alias(
                 "no_imp"
             ),

@@ -118,27 +118,31 @@ class Lake:
         )
         return ds.to_table(columns=columns)
 
-    def partition_bytes(self, table: str, **partitions: str) -> int:
-        """Bytes of the committed files of one partition (from the Delta log, no listing)."""
-        actions = pa.table(self.table(table).get_add_actions(flatten=True))
-        mask = None
-        for key, value in partitions.items():
-            eq = pc.equal(actions[f"partition.{key}"], value)
-            mask = eq if mask is None else pc.and_(mask, eq)
-        selected = actions.filter(mask) if mask is not None else actions
-        return int(pc.sum(selected["size_bytes"]).as_py() or 0)
+    def has_data(self, table: str, ds: str, **eq: str) -> bool:
+        """Whether `table` exists and has committed files for day `ds` (and the `eq` partitions)."""
+        return self.exists(table) and bool(self.files(table, [ds], **eq))
 
-    # -- Spark bridge -------------------------------------------------------------------------
-
-    def partition_fingerprint(self, table: str, **partitions: str) -> str:
-        """Identity of a partition's content: a rewrite commits new file names, so it changes."""
+    def _partition_actions(self, table: str, partitions: dict[str, str]) -> pa.Table:
+        """The log's add actions (path, size, ...) of the files in one partition."""
         actions = pa.table(self.table(table).get_add_actions(flatten=True))
         for key, value in partitions.items():
             actions = actions.filter(pc.equal(actions[f"partition.{key}"], value))
+        return actions
+
+    def partition_bytes(self, table: str, **partitions: str) -> int:
+        """Bytes of the committed files of one partition (from the Delta log, no listing)."""
+        actions = self._partition_actions(table, partitions)
+        return int(pc.sum(actions["size_bytes"]).as_py() or 0)
+
+    def partition_fingerprint(self, table: str, **partitions: str) -> str:
+        """Identity of a partition's content: a rewrite commits new file names, so it changes."""
+        actions = self._partition_actions(table, partitions)
         listing = sorted(
             zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True)
         )
         return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+
+    # -- Spark bridge -------------------------------------------------------------------------
 
     def spark_read(
         self, spark: SparkSession, table: str, days: Sequence[str], **eq: str

@@ -13,9 +13,9 @@ from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource
-from ranker_assets.sampling.config import load_sampling_configs
+from ranker_assets.sampling.config import SAMPLED_TABLE, load_sampling_configs
 from ranker_assets.sampling.health import health_markdown
-from ranker_assets.sampling.run import SAMPLED, run_sampler
+from ranker_assets.sampling.run import run_sampler
 
 # Bump when the sampler's logic changes: every sampled partition becomes stale.
 SAMPLER_CODE_VERSION = "sampler-1"
@@ -91,7 +91,7 @@ def build_sampled_data_assets(
                 "negative_keep_rate": h.negative_keep_rate,
                 "top1pct_user_share": h.top1pct_user_share,
                 "health": dg.MetadataValue.md(health_markdown(h, outcome.previous)),
-                **table_metadata(delta, SAMPLED, h.rows_out),
+                **table_metadata(delta, SAMPLED_TABLE, h.rows_out),
             },
             check_results=[
                 dg.AssetCheckResult(

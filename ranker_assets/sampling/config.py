@@ -17,6 +17,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# The Delta table of sampled datasets, partitioned by (config, ds): written by the sampler,
+# read by the trainer.
+SAMPLED_TABLE = "sampled_dataset"
+
 Label = Literal["closeup", "click", "repin", "long_click", "hide"]
 ContentType = Literal["image", "video", "product"]
 KeepRate = Annotated[float, Field(gt=0.0, le=1.0)]

@@ -17,6 +17,15 @@ from pyspark.sql import functions as F
 from ranker_assets.config import CONTENT_TYPES
 from ranker_assets.joiner import LABELS
 
+# Per-head (or per-content-type) fields, flattened to `<field>__<key>` columns in the table.
+_GROUPED = (
+    "positives",
+    "positive_ratio",
+    "weighted_rate_in",
+    "weighted_rate_out",
+    "content_type_share",
+)
+
 
 @dataclass(frozen=True)
 class DatasetHealth:
@@ -42,23 +51,13 @@ class DatasetHealth:
             "negative_keep_rate": self.negative_keep_rate,
             "top1pct_user_share": self.top1pct_user_share,
         }
-        for key in ("positives", "positive_ratio", "weighted_rate_in", "weighted_rate_out"):
+        for key in _GROUPED:
             flat.update({f"{key}__{k}": v for k, v in getattr(self, key).items()})
-        flat.update({f"content_type_share__{k}": v for k, v in self.content_type_share.items()})
         return pa.table({k: [v] for k, v in flat.items()})
 
     @classmethod
     def from_row(cls, row: dict[str, object]) -> DatasetHealth:
-        nested = {
-            k: {}
-            for k in (
-                "positives",
-                "positive_ratio",
-                "weighted_rate_in",
-                "weighted_rate_out",
-                "content_type_share",
-            )
-        }
+        nested: dict[str, dict[str, object]] = {k: {} for k in _GROUPED}
         plain = {}
         for key, value in row.items():
             group, _, sub = key.partition("__")
@@ -69,22 +68,21 @@ class DatasetHealth:
         return cls(**plain, **nested)
 
 
-def _weighted_rates(df: DataFrame) -> dict[str, float]:
+def _summary(df: DataFrame) -> dict[str, float]:
+    """Rows, positives and weighted positives per head, rows per content type: one pass."""
     row = df.agg(
+        F.count(F.lit(1)).alias("n"),
         F.sum("weight").alias("w"),
-        *[F.sum(F.col("weight") * F.col(lab)).alias(lab) for lab in LABELS],
+        *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in LABELS],
+        *[F.sum(F.col("weight") * F.col(lab)).alias(f"w_{lab}") for lab in LABELS],
+        *[F.sum((F.col("content_type") == c).cast("long")).alias(f"ct_{c}") for c in CONTENT_TYPES],
     ).first()
-    total = float(row["w"] or 0.0)
-    return {lab: float(row[lab] or 0.0) / total if total else 0.0 for lab in LABELS}
+    return {k: float(v or 0) for k, v in row.asDict().items()}
 
 
 def dataset_health(df_in: DataFrame, df_out: DataFrame, negative_keep_rate: float) -> DatasetHealth:
     """Compute the health of one sampled day (a few small Spark aggregations)."""
-    out = df_out.agg(
-        F.count(F.lit(1)).alias("n"),
-        *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in LABELS],
-        *[F.sum((F.col("content_type") == c).cast("long")).alias(f"ct_{c}") for c in CONTENT_TYPES],
-    ).first()
+    full, out = _summary(df_in), _summary(df_out)
     n_out = int(out["n"])
     per_user = df_out.groupBy("user_id").count()
     n_users = per_user.count()
@@ -93,17 +91,19 @@ def dataset_health(df_in: DataFrame, df_out: DataFrame, negative_keep_rate: floa
         "r", F.row_number().over(Window.orderBy(F.desc("count"), "user_id"))
     )
     top_rows = ranked.where(F.col("r") <= top_k).agg(F.sum("count")).first()[0] or 0
+
+    def share(summary: dict[str, float], key: str, total: str) -> float:
+        return summary[key] / summary[total] if summary[total] else 0.0
+
     return DatasetHealth(
-        rows_in=df_in.count(),
+        rows_in=int(full["n"]),
         rows_out=n_out,
         negative_keep_rate=negative_keep_rate,
-        positives={lab: int(out[lab] or 0) for lab in LABELS},
-        positive_ratio={lab: (int(out[lab] or 0) / n_out if n_out else 0.0) for lab in LABELS},
-        weighted_rate_in=_weighted_rates(df_in),
-        weighted_rate_out=_weighted_rates(df_out),
-        content_type_share={
-            c: (int(out[f"ct_{c}"] or 0) / n_out if n_out else 0.0) for c in CONTENT_TYPES
-        },
+        positives={lab: int(out[lab]) for lab in LABELS},
+        positive_ratio={lab: share(out, lab, "n") for lab in LABELS},
+        weighted_rate_in={lab: share(full, f"w_{lab}", "w") for lab in LABELS},
+        weighted_rate_out={lab: share(out, f"w_{lab}", "w") for lab in LABELS},
+        content_type_share={c: share(out, f"ct_{c}", "n") for c in CONTENT_TYPES},
         top1pct_user_share=(top_rows / n_out) if n_out else 0.0,
     )
 

@@ -10,11 +10,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from ranker_assets.lake import Lake
-from ranker_assets.sampling.config import SamplingConfig
+from ranker_assets.sampling.config import SAMPLED_TABLE, SamplingConfig
 from ranker_assets.sampling.health import DatasetHealth, dataset_health, health_problems
 from ranker_assets.sampling.sampler import sample_day
 
-SAMPLED = "sampled_dataset"
 HEALTH = "sampled_dataset_health"
 
 
@@ -46,7 +45,7 @@ def run_sampler(
 
     `spark` is called only when the partition has to be recomputed.
     """
-    if not lake.exists("training_examples") or not lake.files("training_examples", [ds]):
+    if not lake.has_data("training_examples", ds):
         raise FileNotFoundError(f"training_examples has no rows for {ds}: join that day first")
     config_hash = cfg.content_hash()
     upstream = lake.partition_fingerprint("training_examples", ds=ds)
@@ -66,7 +65,7 @@ def run_sampler(
         try:
             lake.spark_replace_partition(
                 sampled.withColumn("config", F.lit(cfg.name)),
-                SAMPLED,
+                SAMPLED_TABLE,
                 {"config": cfg.name, "ds": ds},
             )
             health = dataset_health(df_in, sampled, neg_rate)

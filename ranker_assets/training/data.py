@@ -16,11 +16,11 @@ import pyarrow.compute as pc
 import torch
 
 from ranker_assets.config import FeatureSpec
+from ranker_assets.sampling.config import SAMPLED_TABLE
 
 if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
     from ranker_assets.lake import Lake
 
-SAMPLED_TABLE = "sampled_dataset"
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -131,15 +131,13 @@ def load_window(
         raise TrainingDataError(
             f"no sampled datasets yet: sample {config!r} for {list(days)} first"
         )
-    missing = [d for d in days if not lake.files(SAMPLED_TABLE, [d], config=config)]
+    missing = [d for d in days if not lake.has_data(SAMPLED_TABLE, d, config=config)]
     if missing:
         raise TrainingDataError(
             f"training window {days[0]}..{days[-1]} of sampling config {config!r} is missing "
             f"the sampled datasets of {missing}; materialize sampled_dataset for those days first"
         )
-    columns = [
-        *dict.fromkeys([*spec.dense, *spec.categorical, *heads, "weight", "policy", "request_id"])
-    ]
+    columns = [*dict.fromkeys([*spec.inputs, *heads, "weight", "policy", "request_id"])]
     table = lake.read(SAMPLED_TABLE, list(days), columns=[*columns, "impressed"], config=config)
     table = table.filter(table["impressed"]).drop_columns(["impressed"])
     if table.num_rows == 0:

@@ -85,9 +85,7 @@ def train_partition(
             else None,
         )
         mlflow.log_dict(cfg.model_dump(mode="json"), "ranker_config.json")
-        example = table.slice(0, 5).select(
-            [*dict.fromkeys([*cfg.features.dense, *cfg.features.categorical])]
-        )
+        example = table.slice(0, 5).select(list(cfg.features.inputs))
         registered = log_and_register(
             outcome,
             cfg.features,
