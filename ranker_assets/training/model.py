@@ -101,5 +101,9 @@ class CalibratedRanker(nn.Module):
         self.register_buffer("scale", scale.detach().clone().float())
         self.register_buffer("bias", bias.detach().clone().float())
 
+    @property
+    def arch(self) -> Architecture:
+        return self.base.arch
+
     def forward(self, dense: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         return self.base(dense, categorical) * self.scale + self.bias

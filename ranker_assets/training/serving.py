@@ -14,7 +14,6 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 import torch
-from torch import nn
 
 from ranker_assets.config import FeatureSpec
 from ranker_assets.training.data import feature_arrays
@@ -23,26 +22,26 @@ from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERan
 
 @torch.no_grad()
 def predict_frame(
-    model: nn.Module, frame: pd.DataFrame, spec: FeatureSpec, buckets: int
+    model: MMoERanker | CalibratedRanker, frame: pd.DataFrame, spec: FeatureSpec
 ) -> pd.DataFrame:
     """Probabilities per head (`p_<head>`) for the rows of a feature DataFrame."""
-    dense, cats = feature_arrays(frame, spec, buckets)
+    dense, cats = feature_arrays(frame, spec, model.arch.hash_buckets)
     model.eval()
     logits = model(torch.from_numpy(dense), torch.from_numpy(cats))
-    heads = model.base.arch.heads if isinstance(model, CalibratedRanker) else model.arch.heads
+    heads = model.arch.heads
     return pd.DataFrame(
         torch.sigmoid(logits).numpy(), columns=[f"p_{h}" for h in heads], index=frame.index
     )
 
 
-def save_model(model: nn.Module, spec: FeatureSpec, folder: Path) -> dict[str, str]:
+def save_model(
+    model: MMoERanker | CalibratedRanker, spec: FeatureSpec, folder: Path
+) -> dict[str, str]:
     """Write weights and metadata; returns the pyfunc artifacts mapping."""
     folder.mkdir(parents=True, exist_ok=True)
-    calibrated = isinstance(model, CalibratedRanker)
-    base = model.base if calibrated else model
     meta = {
-        "calibrated": calibrated,
-        "architecture": base.arch.to_dict(),
+        "calibrated": isinstance(model, CalibratedRanker),
+        "architecture": model.arch.to_dict(),
         "features": spec.model_dump(mode="json"),
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -50,12 +49,12 @@ def save_model(model: nn.Module, spec: FeatureSpec, folder: Path) -> dict[str, s
     return {"meta": str(folder / "meta.json"), "weights": str(folder / "weights.pt")}
 
 
-def load_module(artifacts: dict[str, str]) -> tuple[nn.Module, FeatureSpec]:
+def load_module(artifacts: dict[str, str]) -> tuple[MMoERanker | CalibratedRanker, FeatureSpec]:
     """Rebuild the torch module saved by `save_model`."""
     meta = json.loads(Path(artifacts["meta"]).read_text())
     arch = Architecture.from_dict(meta["architecture"])
     base = MMoERanker(arch)
-    model: nn.Module = base
+    model: MMoERanker | CalibratedRanker = base
     if meta["calibrated"]:
         n = len(arch.heads)
         model = CalibratedRanker(base, torch.ones(n), torch.zeros(n))
@@ -68,10 +67,8 @@ class RankerPyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.model, self.spec = load_module(context.artifacts)
-        base = self.model.base if isinstance(self.model, CalibratedRanker) else self.model
-        self.buckets = base.arch.hash_buckets
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        return predict_frame(self.model, model_input, self.spec, self.buckets)
+        return predict_frame(self.model, model_input, self.spec)

@@ -125,9 +125,7 @@ def log_and_register(
             with warnings.catch_warnings():
                 # MLflow hints that int columns cannot hold nulls; the log contract forbids them.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                signature = infer_signature(
-                    example, predict_frame(model, example, spec, base.arch.hash_buckets)
-                )
+                signature = infer_signature(example, predict_frame(model, example, spec))
             info = mlflow.pyfunc.log_model(
                 name=label,
                 python_model=RankerPyfunc(),

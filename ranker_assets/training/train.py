@@ -63,6 +63,18 @@ def predict_logits(model: nn.Module, data: Tensors, batch_size: int = 65_536) ->
     return torch.cat(out) if out else torch.zeros((0, len(model.arch.heads)))
 
 
+def _split(data: Tensors, mask: torch.Tensor) -> tuple[Tensors, Tensors]:
+    """(rows where `mask`, the rest)."""
+    return data.subset(torch.nonzero(mask).squeeze(1)), data.subset(torch.nonzero(~mask).squeeze(1))
+
+
+def _weighted_bce(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per-head BCE averaged with example weights `w` (shape (N, 1))."""
+    return (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * w).sum(
+        0
+    ) / w.sum()
+
+
 def _auc_per_head(heads: tuple[str, ...], logits: torch.Tensor, data: Tensors) -> dict[str, float]:
     w = data.weights.numpy()
     return {
@@ -87,10 +99,7 @@ def train_ranker(
     generator = torch.Generator().manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     hold_mask = torch.from_numpy(holdout_mask(data.request_id, cfg.holdout_share, cfg.seed))
-    train, hold = (
-        data.subset(torch.nonzero(~hold_mask).squeeze(1)),
-        data.subset(torch.nonzero(hold_mask).squeeze(1)),
-    )
+    hold, train = _split(data, hold_mask)
     if len(train) == 0 or len(hold) == 0:
         raise TrainingDataError(f"{len(data)} rows are too few to split off a holdout")
     heads = tuple(cfg.heads)
@@ -119,18 +128,10 @@ def train_ranker(
             idx_dev = idx.to(device)
             logits = model(train_dev.dense[idx_dev], train_dev.categorical[idx_dev])
             w = train_dev.weights[idx_dev].unsqueeze(1)
-            per_head = (
-                F.binary_cross_entropy_with_logits(
-                    logits, train_dev.labels[idx_dev], reduction="none"
-                )
-                * w
-            ).sum(0) / w.sum()
+            per_head = _weighted_bce(logits, train_dev.labels[idx_dev], w)
             loss = (per_head * task_w).sum()
             if soft_targets is not None:
-                soft = soft_targets[idx].to(device)
-                distill = (
-                    F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * w
-                ).sum(0) / w.sum()
+                distill = _weighted_bce(logits, soft_targets[idx].to(device), w)
                 loss = loss + cfg.distillation_weight * (distill * task_w).sum()
             opt.zero_grad()
             loss.backward()
@@ -146,23 +147,19 @@ def train_ranker(
         )
     model.cpu().eval()
     # Calibrate on half of the held-out requests; measure on the other half.
+    hold_logits = predict_logits(model, hold)
     fit_mask = torch.from_numpy(holdout_mask(hold.request_id, 0.5, cfg.seed + 1))
-    fit, check = (hold.subset(torch.nonzero(m).squeeze(1)) for m in (fit_mask, ~fit_mask))
-    fit_logits = predict_logits(model, fit)
-    scale, bias = fit_platt(fit_logits, fit.labels, fit.weights)
+    fit, check = _split(hold, fit_mask)
+    scale, bias = fit_platt(hold_logits[fit_mask], fit.labels, fit.weights)
     calibrated = CalibratedRanker(model, scale, bias).eval()
-    check_logits = predict_logits(model, check)
+    check_logits = hold_logits[~fit_mask]
     check_probs = {
         "raw": torch.sigmoid(check_logits),
         "calibrated": torch.sigmoid(check_logits * scale + bias),
     }
     w = check.weights.numpy()
-    holdout: dict[str, float] = {}
-    hold_logits = predict_logits(model, hold)
+    holdout = {f"auc_{h}": auc for h, auc in _auc_per_head(heads, hold_logits, hold).items()}
     for i, h in enumerate(heads):
-        holdout[f"auc_{h}"] = weighted_auc(
-            hold.labels[:, i].numpy(), hold_logits[:, i].numpy(), hold.weights.numpy()
-        )
         for kind, probs in check_probs.items():
             holdout[f"pred_over_actual_{kind}_{h}"] = calibration_ratio(
                 check.labels[:, i].numpy(), probs[:, i].numpy(), w

@@ -51,7 +51,7 @@ def champion(training_world: TrainingWorld) -> TrainedRanker:
 
 
 def _scores(world: TrainingWorld, model: torch.nn.Module, frame: pd.DataFrame) -> pd.DataFrame:
-    return predict_frame(model, frame, world.cfg.features, world.cfg.model.hash_buckets)
+    return predict_frame(model, frame, world.cfg.features)
 
 
 def test_the_ranker_beats_the_heuristic_and_nears_the_oracle(
