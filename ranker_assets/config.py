@@ -189,6 +189,12 @@ class ModelConfig(_Strict):
     warm_start: bool = False  # start from the current champion's weights
     distillation_weight: float = Field(0.0, ge=0.0)  # lambda; 0 = off; the champion is the teacher
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Platt scaling is fitted per head only on this many held-out positives (else: raw scores).
+    calibration_min_positives: int = Field(30, ge=1)
+    # Robust dense inputs: a feature whose (signed-log) std is below the floor is treated as
+    # constant (ignored), and z-scores are clipped, so serving never sees extreme inputs.
+    dense_std_floor: float = Field(1e-3, gt=0.0)
+    dense_clip: float = Field(5.0, gt=0.0)
 
     @model_validator(mode="after")
     def _weights_name_heads(self) -> ModelConfig:
@@ -242,6 +248,89 @@ class CadenceConfig(_Strict):
         return self
 
 
+class SliceSpec(_Strict):
+    """A column to slice evaluation by: its values, or numeric buckets split at `bins`."""
+
+    column: str
+    bins: tuple[float, ...] = ()
+
+
+class EvaluationConfig(_Strict):
+    """How a challenger is evaluated against the champion (see evaluation/)."""
+
+    slices: tuple[SliceSpec, ...] = ()
+    top_k: int = Field(3, ge=1)  # HIT@K per request, and the slate depth of off-policy values
+    bootstrap_samples: int = Field(200, ge=20)
+    confidence: float = Field(0.9, gt=0.5, lt=1.0)
+    seed: int = 0
+    # The ranking a model would serve: sum of weight x probability over these heads.
+    ranking_weights: dict[str, float] = Field(default_factory=dict)  # default: 1.0 per head
+
+
+class HeadGates(_Strict):
+    """Thresholds of one head; None switches a gate off."""
+
+    min_auc: float | None = Field(0.55, ge=0.0, le=1.0)
+    # The challenger may be worse than the champion by at most this (absolute AUC, or a share
+    # of the champion's AUC when relative): fails when the paired interval lies wholly below.
+    max_auc_regression: float | None = Field(0.01, ge=0.0)
+    regression_relative: bool = False
+    calibration_range: tuple[float, float] | None = (0.67, 1.5)  # weighted predicted / actual
+
+
+class ShiftGates(_Strict):
+    """Data validation before training: the window's days against the days before it."""
+
+    reference_days: int = Field(7, ge=1)
+    max_feature_psi: float = Field(0.25, gt=0.0)
+    max_label_rate_ratio: float = Field(2.0, gt=1.0)
+    psi_bins: int = Field(10, ge=2)
+    min_positives: int = Field(20, ge=1)  # a label rate on fewer positives is not judged
+
+
+class ServingGates(_Strict):
+    """The online deploy pipeline's checks, run offline on the registered model."""
+
+    candidates_per_request: int = Field(50, ge=1)
+    latency_requests: int = Field(100, ge=10)
+    max_p99_ms: float = Field(250.0, gt=0.0)
+    max_model_mb: float = Field(100.0, gt=0.0)
+    max_score_psi: float = Field(1.0, gt=0.0)  # challenger's scores against the champion's
+    min_score_std: float = Field(1e-4, ge=0.0)  # below this the scores collapsed
+
+
+class GatesConfig(_Strict):
+    """Every threshold between a trained ranker and serving, TFX-style."""
+
+    primary_head: str = "repin"  # picks the best passing challenger among sampling configs
+    min_positives: int = Field(30, ge=1)
+    insufficient_passes: bool = False  # a metric on too few positives never passes by default
+    default: HeadGates = HeadGates()
+    heads: dict[str, HeadGates] = Field(default_factory=dict)  # per-head overrides
+    shift: ShiftGates = ShiftGates()
+    serving: ServingGates = ServingGates()
+    # Days whose failed dataset_health a person has reviewed and accepted for training.
+    accepted_unhealthy_days: tuple[str, ...] = ()
+
+    def for_head(self, head: str) -> HeadGates:
+        return self.heads.get(head, self.default)
+
+    @field_validator("accepted_unhealthy_days")
+    @classmethod
+    def _days(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from datetime import date
+
+        for d in v:
+            date.fromisoformat(d)
+        return v
+
+
+class DeploymentConfig(_Strict):
+    """The closed loop: a share of simulated traffic keeps being served by `previous`."""
+
+    holdout_share: float = Field(0.1, ge=0.0, lt=1.0)
+
+
 class RankerConfig(_Strict):
     """One ranker: its features, its logs and (as the pipeline grows) its training and gates."""
 
@@ -257,6 +346,27 @@ class RankerConfig(_Strict):
     model: ModelConfig = ModelConfig()
     mlflow: MlflowConfig = MlflowConfig()
     cadence: CadenceConfig = CadenceConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    gates: GatesConfig = GatesConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
+
+    @model_validator(mode="after")
+    def _heads_known(self) -> RankerConfig:
+        heads = set(self.model.heads)
+        named = {
+            "gates.primary_head": {self.gates.primary_head},
+            "gates.heads": set(self.gates.heads),
+            "evaluation.ranking_weights": set(self.evaluation.ranking_weights),
+        }
+        for where, names in named.items():
+            unknown = names - heads
+            if unknown:
+                raise ValueError(f"{where} names heads the model does not train: {sorted(unknown)}")
+        return self
+
+    def ranking_weights(self) -> dict[str, float]:
+        """Head -> weight of the utility a ranker serves by (1.0 per head unless configured)."""
+        return self.evaluation.ranking_weights or dict.fromkeys(self.model.heads, 1.0)
 
 
 def load_config(path: str | Path | None = None) -> RankerConfig:

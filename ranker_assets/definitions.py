@@ -6,10 +6,12 @@ import warnings
 
 import dagster as dg
 
+from ranker_assets.assets.deployed_rankers import build_deployment_assets
 from ranker_assets.assets.logged_events import build_logged_event_assets
 from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
+from ranker_assets.assets.validation_reports import build_validation_assets
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.partitions import (
     daily_partitions,
@@ -52,6 +54,8 @@ def build_definitions(
             *build_training_data_assets(cfg, days),
             *build_sampled_data_assets(cfg, configs, days_x_configs),
             *build_trained_ranker_assets(cfg, days_x_configs),
+            *build_validation_assets(cfg, days_x_configs),
+            *build_deployment_assets(cfg, days),
         ],
         jobs=[
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.

@@ -27,6 +27,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction
 
 if TYPE_CHECKING:
@@ -79,6 +80,27 @@ class Lake:
             storage_options=self.storage_options or None,
         )
         return self.table(table).version()
+
+    def append(self, table: str, data: pa.Table, attempts: int = 5) -> int:
+        """Append rows in one commit (history tables); returns the version.
+
+        Appends commute, so a commit that lost a race (or a concurrent first write that created
+        the table) is simply retried against the newer table.
+        """
+        for attempt in range(attempts):
+            try:
+                write_deltalake(
+                    self.uri(table),
+                    data,
+                    mode="append",
+                    storage_options=self.storage_options or None,
+                )
+                return self.table(table).version()
+            except (CommitFailedError, DeltaError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def files(self, table: str, days: Sequence[str] | None = None, **eq: str) -> list[str]:
         """URIs of the committed data files of `days` (all days when None)."""

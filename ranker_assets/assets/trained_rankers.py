@@ -8,6 +8,7 @@ import dagster as dg
 
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
+from ranker_assets.evaluation.data_validation import DataValidationError
 from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource, MlflowResource
 from ranker_assets.training.pipeline import train_partition
@@ -46,17 +47,20 @@ def build_trained_ranker_assets(
     ) -> dg.MaterializeResult:
         ds, sampling = ds_and_config(cfg, context.partition_key)
         run_cfg = cfg.model_copy(update={"mlflow": mlflow.config()})
-        trained = train_partition(
-            lake.lake(),
-            run_cfg,
-            ds,
-            sampling.name,
-            sampling.content_hash(),
-            tags={
-                "dagster_run_id": context.run.run_id,
-                "dagster_partition": str(context.partition_key),
-            },
-        )
+        try:
+            trained = train_partition(
+                lake.lake(),
+                run_cfg,
+                ds,
+                sampling.name,
+                sampling.content_hash(),
+                tags={
+                    "dagster_run_id": context.run.run_id,
+                    "dagster_partition": str(context.partition_key),
+                },
+            )
+        except DataValidationError as err:
+            raise dg.Failure(description=str(err), allow_retries=False) from err
         ref: RegisteredRanker = trained.registered
         holdout = trained.outcome.holdout
         return dg.MaterializeResult(
@@ -72,6 +76,10 @@ def build_trained_ranker_assets(
                 "mlflow_tracking_uri": run_cfg.mlflow.resolved_uri(),
                 "mlflow_experiment": run_cfg.mlflow.experiment,
                 "window": ", ".join(trained.days),
+                "data_validation": dg.MetadataValue.md(trained.data_validation.markdown()),
+                "calibration": ", ".join(
+                    f"{h}: {s}" for h, s in trained.outcome.calibration.items()
+                ),
                 **{f"rows_{k}": v for k, v in trained.outcome.rows.items()},
                 **{f"holdout_{k}": round(v, 4) for k, v in holdout.items()},
             },

@@ -39,3 +39,47 @@ def calibration_ratio(
     return (
         float((w * np.asarray(probs, dtype=np.float64)).sum() / actual) if actual else float("nan")
     )
+
+
+def log_loss(labels: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Weighted mean binary cross-entropy (probabilities clipped away from 0 and 1)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.sum() == 0:
+        return float("nan")
+    return float(-(w * (y * np.log(p) + (1 - y) * np.log(1 - p))).sum() / w.sum())
+
+
+def top_k_mask(request_codes: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row: is it among the k best-scored rows of its request (ties by row order)?"""
+    order = np.lexsort((-np.asarray(scores, dtype=np.float64), request_codes))
+    codes = request_codes[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    rank_sorted = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank < k
+
+
+def hit_at_k(
+    request_codes: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    request_weights: np.ndarray | None = None,
+) -> tuple[float, int]:
+    """Share of requests with a positive whose top-k rows hold one; and how many requests count.
+
+    `request_codes` are 0..R-1; `request_weights` (length R) re-weights requests (bootstrap).
+    """
+    y = np.asarray(labels, dtype=bool)
+    n_req = int(request_codes.max()) + 1 if len(request_codes) else 0
+    has_pos = np.bincount(request_codes, weights=y, minlength=n_req) > 0
+    hit = np.bincount(
+        request_codes, weights=y & top_k_mask(request_codes, scores, k), minlength=n_req
+    )
+    rw = np.ones(n_req) if request_weights is None else request_weights
+    denom = float((rw * has_pos).sum())
+    value = float((rw * (hit > 0)).sum() / denom) if denom else float("nan")
+    return value, int(has_pos.sum())

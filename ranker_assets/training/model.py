@@ -27,6 +27,8 @@ class Architecture:
     expert_units: tuple[int, ...]
     tower_units: tuple[int, ...]
     dropout: float
+    dense_std_floor: float = 1e-3
+    dense_clip: float = 5.0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -58,6 +60,8 @@ class MMoERanker(nn.Module):
         self.arch = arch
         self.register_buffer("dense_mean", torch.zeros(arch.n_dense))
         self.register_buffer("dense_std", torch.ones(arch.n_dense))
+        # 0 for features that were constant in training: the model never learned from them.
+        self.register_buffer("dense_active", torch.ones(arch.n_dense))
         self.embeddings = nn.ModuleList(
             nn.Embedding(arch.hash_buckets, arch.embedding_dim) for _ in range(arch.n_categorical)
         )
@@ -71,17 +75,30 @@ class MMoERanker(nn.Module):
         self.towers = nn.ModuleList(nn.Sequential(t, nn.Linear(n, 1)) for t, n in towers)
 
     def set_normalization(self, dense: torch.Tensor, weights: torch.Tensor) -> None:
-        """Fit the dense-feature statistics on the training rows (weighted, after signed log)."""
+        """Fit the dense-feature statistics on the training rows (weighted, after signed log).
+
+        A feature whose spread is below `dense_std_floor` carried no signal in training; its
+        weights were never fitted to non-constant values, so it is switched off rather than
+        divided by a tiny std (which turned rare serving values into extreme inputs).
+        """
         x = signed_log(dense.double())
         w = (weights.double() / weights.double().sum()).unsqueeze(1)
         mean = (w * x).sum(0)
-        std = torch.sqrt((w * (x - mean) ** 2).sum(0)).clamp_min(1e-6)
+        std = torch.sqrt((w * (x - mean) ** 2).sum(0))
+        floor = self.arch.dense_std_floor
         self.dense_mean.copy_(mean.float())
-        self.dense_std.copy_(std.float())
+        self.dense_std.copy_(std.clamp_min(floor).float())
+        self.dense_active.copy_((std >= floor).float())
+
+    def normalize(self, dense: torch.Tensor) -> torch.Tensor:
+        """Signed log, z-score, clip: every model input is bounded whatever serving sends."""
+        z = (signed_log(dense) - self.dense_mean) / self.dense_std
+        clip = self.arch.dense_clip
+        return torch.nan_to_num(z, nan=0.0).clamp(-clip, clip) * self.dense_active
 
     def forward(self, dense: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         """Logits, one column per head."""
-        x = (signed_log(dense) - self.dense_mean) / self.dense_std
+        x = self.normalize(dense)
         embedded = [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
         h = self.shared(torch.cat([x, *embedded], dim=1))
         expert_out = torch.stack([e(h) for e in self.experts], dim=1)  # (N, E, U)

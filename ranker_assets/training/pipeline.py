@@ -11,7 +11,13 @@ from mlflow.exceptions import MlflowException
 from torch import nn
 
 from ranker_assets.config import RankerConfig
+from ranker_assets.evaluation.data_validation import (
+    DataValidationError,
+    WindowValidation,
+    validate_window,
+)
 from ranker_assets.lake import Lake
+from ranker_assets.sampling.config import SAMPLED_TABLE
 from ranker_assets.training.data import TrainingDataError, load_window, to_tensors
 from ranker_assets.training.tracking import (
     RegisteredRanker,
@@ -28,6 +34,7 @@ class TrainedRanker:
     registered: RegisteredRanker
     outcome: TrainingOutcome
     days: list[str]
+    data_validation: WindowValidation
 
 
 def window_days(ds: str, n: int, start_date: str) -> list[str]:
@@ -60,8 +67,19 @@ def train_partition(
     tags: dict[str, str],
     days: Sequence[str] | None = None,
 ) -> TrainedRanker:
-    """Train on the window ending `ds` inside one MLflow run (FAILED if anything raises)."""
+    """Validate the window ending `ds`, then train on it inside one MLflow run (FAILED if
+    anything raises). A window that fails data validation raises DataValidationError before
+    any run starts: nothing is trained or registered on it."""
     days = list(days or window_days(ds, cfg.model.window_days, cfg.start_date))
+    missing = [d for d in days if not lake.has_data(SAMPLED_TABLE, d, config=sampling_config)]
+    if missing:  # the trainer's own message; checked before the window's health is looked up
+        load_window(lake, sampling_config, days, cfg.features, cfg.model.heads)
+    checked = validate_window(lake, cfg, sampling_config, days)
+    if checked.problems:
+        raise DataValidationError(
+            f"training on {sampling_config!r} {days[0]}..{days[-1]} blocked by data validation: "
+            + "; ".join(checked.problems)
+        )
     run_tags = {
         **tags,
         "partition_ds": ds,
@@ -85,6 +103,7 @@ def train_partition(
             else None,
         )
         mlflow.log_dict(cfg.model_dump(mode="json"), "ranker_config.json")
+        mlflow.log_text(checked.markdown(), "data_validation.md")
         example = table.slice(0, 5).select(list(cfg.features.inputs))
         registered = log_and_register(
             outcome,
@@ -99,4 +118,4 @@ def train_partition(
             },
             tags=run_tags,
         )
-    return TrainedRanker(registered, outcome, days)
+    return TrainedRanker(registered, outcome, days, checked)

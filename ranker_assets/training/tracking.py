@@ -2,14 +2,17 @@
 
 Each training run registers the calibrated ranker (served) as `<name>` and the raw ranker (the
 next distillation teacher) as `<name>_raw`, from the same run, tagged with each other's version
-so they stay in sync. Runs always end FINISHED or FAILED: the context manager marks a run
-FAILED when the block raises.
+so they stay in sync. Registration is crash-consistent: both models are logged first, then both
+versions are registered, and only then is each marked `pair_complete`; deployment accepts only
+complete pairs, and the next registration deletes half-made versions of runs that died.
+Runs end FINISHED or FAILED; a run whose process was killed is marked KILLED by the next run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -28,6 +31,9 @@ from ranker_assets.training.serving import RankerPyfunc, load_module, predict_fr
 from ranker_assets.training.train import TrainingOutcome
 
 CHAMPION = "champion"
+PREVIOUS = "previous"
+PAIR_COMPLETE = "pair_complete"
+_HOST, _PID = "ranker_assets.host", "ranker_assets.pid"
 # Progress bars for every artifact download drown the logs of a pipeline run.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Only what the pyfunc needs to load; listing them saves MLflow ~10 s of dependency inference.
@@ -82,9 +88,50 @@ def tracked_run(
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
         mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    end_dead_runs(MlflowClient(tracking_uri), experiment_id)
+    process = {_HOST: socket.gethostname(), _PID: str(os.getpid())}
+    with mlflow.start_run(run_name=run_name, tags={**tags, **process}) as run:
         yield run.info.run_id
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs started on this host by a process that no longer exists.
+
+    Runs of other hosts are left alone: their liveness cannot be judged from here.
+    """
+    dead = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get(_HOST) == socket.gethostname() and not _alive(int(tags.get(_PID, "0") or 0)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            dead.append(run.info.run_id)
+    return dead
+
+
+def discard_half_made(client: MlflowClient, name: str) -> list[str]:
+    """Delete versions of `name` and its raw twin that never became a complete pair and whose
+    run is over (FAILED, KILLED or FINISHED without completing): they can never deploy."""
+    removed = []
+    for reg_name in (name, raw_name(name)):
+        for mv in client.search_model_versions(f"name = '{reg_name}'"):
+            if mv.tags.get(PAIR_COMPLETE) != "false":
+                continue
+            if mv.run_id and client.get_run(mv.run_id).info.status == "RUNNING":
+                continue  # still being registered
+            client.delete_model_version(reg_name, mv.version)
+            removed.append(f"{reg_name}/{mv.version}")
+    return removed
 
 
 def log_and_register(
@@ -115,12 +162,13 @@ def log_and_register(
         "normalization.json",
     )
     mlflow.log_dict(spec.model_dump(mode="json"), "feature_spec.json")
-    versions = {}
+    mlflow.log_dict(outcome.calibration, "calibration.json")
+    mlflow.set_tags({f"calibration_{h}": v for h, v in outcome.calibration.items()})
+    client = MlflowClient()
+    discard_half_made(client, name)
+    uris = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, model, reg_name in (
-            ("calibrated", outcome.calibrated, name),
-            ("raw", base, raw_name(name)),
-        ):
+        for label, model in (("calibrated", outcome.calibrated), ("raw", base)):
             artifacts = save_model(model, spec, Path(tmp) / label)
             with warnings.catch_warnings():
                 # MLflow hints that int columns cannot hold nulls; the log contract forbids them.
@@ -133,32 +181,42 @@ def log_and_register(
                 input_example=example,
                 signature=signature,
                 pip_requirements=PIP_REQUIREMENTS,
-                registered_model_name=reg_name,
             )
-            versions[label] = str(info.registered_model_version)
-    client = MlflowClient()
-    for label, reg_name, peer in (
-        ("calibrated", name, "raw"),
-        ("raw", raw_name(name), "calibrated"),
-    ):
+            uris[label] = info.model_uri
+    # Both models are logged; register both, then mark the pair complete (the commit point).
+    names = {"calibrated": name, "raw": raw_name(name)}
+    versions = {
+        label: str(
+            mlflow.register_model(
+                uris[label], names[label], tags={**tags, PAIR_COMPLETE: "false"}
+            ).version
+        )
+        for label in ("calibrated", "raw")
+    }
+    for label, peer in (("calibrated", "raw"), ("raw", "calibrated")):
         for key, value in {
-            **tags,
             "run_id": run_id,
             f"{peer}_version": versions[peer],
             "kind": label,
         }.items():
-            client.set_model_version_tag(reg_name, versions[label], key, value)
+            client.set_model_version_tag(names[label], versions[label], key, value)
+    for label in ("raw", "calibrated"):
+        client.set_model_version_tag(names[label], versions[label], PAIR_COMPLETE, "true")
     return RegisteredRanker(name, versions["calibrated"], raw_name(name), versions["raw"], run_id)
+
+
+def load_registered(model_uri: str) -> tuple[nn.Module, FeatureSpec]:
+    """The torch module behind a registered version or alias, with the features it reads."""
+    folder = mlflow.artifacts.download_artifacts(f"{model_uri}")
+    artifacts_dir = Path(folder) / "artifacts"
+    return load_module(
+        {"meta": str(artifacts_dir / "meta.json"), "weights": str(artifacts_dir / "weights.pt")}
+    )
 
 
 def load_registered_module(model_uri: str) -> nn.Module:
     """The torch module behind a registered version or alias (e.g. for warm start, teacher)."""
-    folder = mlflow.artifacts.download_artifacts(f"{model_uri}")
-    artifacts_dir = Path(folder) / "artifacts"
-    module, _ = load_module(
-        {"meta": str(artifacts_dir / "meta.json"), "weights": str(artifacts_dir / "weights.pt")}
-    )
-    return module
+    return load_registered(model_uri)[0]
 
 
 def champion_uri(name: str, raw: bool = False) -> str:

@@ -25,6 +25,7 @@ class TrainingOutcome:
     history: list[dict[str, float]]  # per epoch: loss and holdout AUC per head
     holdout: dict[str, float]  # final: auc, raw and calibrated predicted/actual per head
     rows: dict[str, int] = field(default_factory=dict)
+    calibration: dict[str, str] = field(default_factory=dict)  # per head: "platt" or why raw
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,6 +46,8 @@ def architecture(spec: FeatureSpec, cfg: ModelConfig) -> Architecture:
         expert_units=tuple(cfg.expert_units),
         tower_units=tuple(cfg.tower_units),
         dropout=cfg.dropout,
+        dense_std_floor=cfg.dense_std_floor,
+        dense_clip=cfg.dense_clip,
     )
 
 
@@ -150,7 +153,9 @@ def train_ranker(
     hold_logits = predict_logits(model, hold)
     fit_mask = torch.from_numpy(holdout_mask(hold.request_id, 0.5, cfg.seed + 1))
     fit, check = _split(hold, fit_mask)
-    scale, bias = fit_platt(hold_logits[fit_mask], fit.labels, fit.weights)
+    scale, bias, calibration = fit_platt(
+        hold_logits[fit_mask], fit.labels, fit.weights, heads, cfg.calibration_min_positives
+    )
     calibrated = CalibratedRanker(model, scale, bias).eval()
     check_logits = hold_logits[~fit_mask]
     check_probs = {
@@ -170,4 +175,4 @@ def train_ranker(
         "calibration": len(fit),
         "randomized": int(data.randomized.sum()),
     }
-    return TrainingOutcome(model, calibrated, history, holdout, rows)
+    return TrainingOutcome(model, calibrated, history, holdout, rows, calibration)

@@ -1,0 +1,89 @@
+"""`validation_report`: the challenger against the champion on the next day; gates as checks.
+
+Partitioned like ranker_model (day x sampling config). Every gate family is a blocking asset
+check, so a failed gate stops deployment in the same run, and the UI shows which gate failed,
+for which partition, and by how much.
+"""
+
+import dagster as dg
+from mlflow import set_tracking_uri
+from mlflow.tracking import MlflowClient
+
+from ranker_assets.config import RankerConfig
+from ranker_assets.deployment import alias_pair, complete_pair
+from ranker_assets.evaluation.gates import FAMILIES
+from ranker_assets.evaluation.report import log_report, store_report, validate_challenger
+from ranker_assets.partitions import ds_and_config
+from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
+from ranker_assets.training.tracking import RegisteredRanker, run_url
+
+
+def build_validation_assets(
+    cfg: RankerConfig, partitions: dg.MultiPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions,
+        ins={"ranker_model": dg.AssetIn()},
+        group_name="models",
+        kinds={"mlflow", "delta"},
+        check_specs=[
+            dg.AssetCheckSpec(family, asset="validation_report", blocking=True, description=text)
+            for family, text in FAMILIES.items()
+        ],
+        description="The partition's ranker (challenger) and the serving champion scored on the "
+        "training examples of the day after its window: per-head AUC, log-loss, calibration and "
+        "HIT@K by slice with paired bootstrap intervals, off-policy values on randomized "
+        "traffic, model sanity and serving checks. Its checks are the deploy gates.",
+    )
+    def validation_report(
+        context: dg.AssetExecutionContext,
+        ranker_model: RegisteredRanker,
+        lake: LakeResource,
+        landing: LandingResource,
+        mlflow: MlflowResource,
+    ) -> dg.MaterializeResult:
+        ds, sampling = ds_and_config(cfg, context.partition_key)
+        uri = mlflow.config().resolved_uri()
+        set_tracking_uri(uri)  # models:/ URIs resolve against the global tracking URI
+        client = MlflowClient(uri)
+        name = ranker_model.name
+        challenger = complete_pair(client, name, ranker_model.version)
+        champion = alias_pair(client, name)
+        report, rows, scores = validate_challenger(
+            lake.lake(), cfg, name, ds, sampling.name, challenger, champion, landing.root()
+        )
+        store_report(lake.lake(), report)
+        artifacts = log_report(report, rows, scores)
+        return dg.MaterializeResult(
+            value=report.passed,
+            metadata={
+                "verdict": report.headline(),
+                "report": dg.MetadataValue.md(report.markdown()),
+                "passed": report.passed,
+                "challenger_version": challenger.version,
+                "champion_version": champion.version if champion else "none",
+                "eval_day": report.eval_day,
+                "rows": report.rows,
+                "mlflow_run": dg.MetadataValue.url(
+                    run_url(uri, client.get_model_version(name, challenger.version).run_id)
+                ),
+                "mlflow_artifacts": ", ".join(artifacts),
+                "p99_ms": round(report.serving["p99_ms"], 2),
+                "model_mb": round(report.serving["model_mb"], 3),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=family,
+                    passed=not report.failed(family),
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "partition": str(context.partition_key),
+                        "failed": "; ".join(g.describe() for g in report.failed(family)) or "none",
+                        "judged": len([g for g in report.gates if g.family == family]),
+                    },
+                )
+                for family in FAMILIES
+            ],
+        )
+
+    return [validation_report]

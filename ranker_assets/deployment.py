@@ -1,0 +1,253 @@
+"""The deploy gate's last step: which registered ranker serves, and the history of decisions.
+
+Serving reads the MLflow alias `champion` of the calibrated model (`<name>`) and of the raw
+model (`<name>_raw`, the next distillation teacher); they move together, and `previous` keeps
+the pair they replaced, for rollback and the holdout experiment. Only complete pairs (see
+training/tracking.py) can deploy. Every decision, promotion or not, is appended to the
+`deployments` Delta table first, so aliases that a crash left behind are restored from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ranker_assets.lake import Lake
+from ranker_assets.training.tracking import CHAMPION, PAIR_COMPLETE, PREVIOUS, raw_name
+
+DEPLOYMENTS = "deployments"
+VALIDATION_TABLE = "validation_report"
+
+
+class NotDeployable(ValueError):
+    """A version that cannot serve (half-made pair, unknown version); the message says why."""
+
+
+@dataclass(frozen=True)
+class RankerPair:
+    """A calibrated version and its raw twin, from the same training run."""
+
+    version: str
+    raw_version: str
+    ds: str = ""  # the last day of its training window
+    config: str = ""  # its sampling config
+
+
+def complete_pair(client: MlflowClient, name: str, version: str) -> RankerPair:
+    """The pair of calibrated `version`, if both halves were registered and marked complete."""
+    version = str(version)  # the registry returns ints from aliases, strings elsewhere
+    try:
+        mv = client.get_model_version(name, version)
+    except MlflowException as err:
+        raise NotDeployable(f"{name} version {version} does not exist") from err
+    raw = mv.tags.get("raw_version")
+    if mv.tags.get(PAIR_COMPLETE) != "true" or not raw:
+        raise NotDeployable(f"{name} version {version} is half made (its pair never completed)")
+    try:
+        raw_mv = client.get_model_version(raw_name(name), raw)
+    except MlflowException as err:
+        raise NotDeployable(f"{name} v{version}: its raw twin v{raw} does not exist") from err
+    if raw_mv.tags.get(PAIR_COMPLETE) != "true" or raw_mv.tags.get("calibrated_version") != version:
+        raise NotDeployable(f"{name} v{version}: raw v{raw} is not its complete twin")
+    return RankerPair(
+        version, raw, mv.tags.get("partition_ds", ""), mv.tags.get("sampling_config", "")
+    )
+
+
+def alias_pair(client: MlflowClient, name: str, alias: str = CHAMPION) -> RankerPair | None:
+    """The pair behind an alias of the calibrated model (the raw twin is read from its tags)."""
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return complete_pair(client, name, mv.version)
+
+
+def _set_aliases(client: MlflowClient, name: str, alias: str, pair: RankerPair) -> None:
+    client.set_registered_model_alias(name, alias, pair.version)
+    client.set_registered_model_alias(raw_name(name), alias, pair.raw_version)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One row of `deployments`: what was decided for which day, and why."""
+
+    action: str  # promote | keep | reject | rollback
+    ds: str
+    config: str
+    champion_version: str  # the calibrated version serving after the decision
+    champion_raw_version: str
+    previous_version: str
+    previous_raw_version: str
+    challenger_version: str
+    reasons: str
+    dagster_run_id: str = ""
+    decided_at: str = ""
+
+    def row(self) -> pa.Table:
+        return pa.table({k: [v] for k, v in asdict(self).items()})
+
+
+def _decide(
+    lake: Lake,
+    client: MlflowClient,
+    name: str,
+    action: str,
+    serving: RankerPair | None,
+    previous: RankerPair | None,
+    **fields: str,
+) -> Decision:
+    """Record the decision, then make the aliases say it (a crash between: see `reconcile`)."""
+    decision = Decision(
+        action=action,
+        champion_version=serving.version if serving else "",
+        champion_raw_version=serving.raw_version if serving else "",
+        previous_version=previous.version if previous else "",
+        previous_raw_version=previous.raw_version if previous else "",
+        decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        **fields,
+    )
+    lake.append(DEPLOYMENTS, decision.row())
+    if action in ("promote", "rollback"):
+        if previous:
+            _set_aliases(client, name, PREVIOUS, previous)
+        if serving:
+            _set_aliases(client, name, CHAMPION, serving)
+    return decision
+
+
+def reconcile(lake: Lake, client: MlflowClient, name: str) -> bool:
+    """Make the aliases match the last promote/rollback in `deployments` (after a crash).
+
+    Returns whether anything had to be moved.
+    """
+    if not lake.exists(DEPLOYMENTS):
+        return False
+    rows = [
+        r
+        for r in lake.read(DEPLOYMENTS).to_pylist()
+        if r["action"] in ("promote", "rollback") and r["champion_version"]
+    ]
+    if not rows:
+        return False
+    last = max(rows, key=lambda r: r["decided_at"])
+    moved = False
+    for alias, version, raw in (
+        (CHAMPION, last["champion_version"], last["champion_raw_version"]),
+        (PREVIOUS, last["previous_version"], last["previous_raw_version"]),
+    ):
+        current = alias_pair(client, name, alias)
+        if version and (current is None or current.version != version):
+            _set_aliases(client, name, alias, RankerPair(version, raw))
+            moved = True
+    return moved
+
+
+def deploy_day(
+    lake: Lake, client: MlflowClient, name: str, ds: str, primary_head: str, run_id: str = ""
+) -> Decision:
+    """Promote the best challenger validated for `ds` whose blocking gates all passed.
+
+    A candidate is eligible when its gates passed, its pair is complete, the champion it was
+    compared with still serves (else its report is stale), and its data is not older than the
+    champion's. Among eligible ones, the best by the primary head's AUC wins.
+    """
+    reconcile(lake, client, name)
+    if not lake.exists(VALIDATION_TABLE) or not lake.has_data(VALIDATION_TABLE, ds):
+        raise FileNotFoundError(f"no validation_report for {ds}: validate its rankers first")
+    reports = lake.read(VALIDATION_TABLE, [ds]).to_pylist()
+    champion = alias_pair(client, name)
+    reasons, eligible = [], []
+    for r in sorted(reports, key=lambda r: r["config"]):
+        who = f"{r['config']} v{r['challenger_version']}"
+        if not r["passed"]:
+            reasons.append(f"{who}: failed gates: {r['failed_gates']}")
+            continue
+        try:
+            pair = complete_pair(client, name, r["challenger_version"])
+        except NotDeployable as err:
+            reasons.append(f"{who}: {err}")
+            continue
+        validated_against = r["champion_version"] or ""
+        if (champion.version if champion else "") != validated_against:
+            reasons.append(
+                f"{who}: stale report, validated against champion "
+                f"{validated_against or 'none'} but v{champion.version if champion else '-'} "
+                "serves now; re-run its validation_report"
+            )
+            continue
+        if champion and champion.ds and pair.ds < champion.ds:
+            reasons.append(f"{who}: trained on data up to {pair.ds}, older than the champion's")
+            continue
+        eligible.append((r[f"auc_{primary_head}"], r["config"], pair))
+    fields = {"ds": ds, "dagster_run_id": run_id}
+    if not eligible:
+        return _decide(
+            lake,
+            client,
+            name,
+            "reject",
+            champion,
+            alias_pair(client, name, PREVIOUS),
+            config="",
+            challenger_version="",
+            reasons="; ".join(reasons) or "no challenger",
+            **fields,
+        )
+    auc, config, best = max(eligible, key=lambda e: (e[0], e[1]))
+    others = [f"{c} v{p.version} (auc_{primary_head} {a:.4f})" for a, c, p in eligible if p != best]
+    why = f"best passing challenger by auc_{primary_head} {auc:.4f}"
+    if others:
+        why += f" over {', '.join(others)}"
+    if champion and champion.version == best.version:
+        return _decide(
+            lake,
+            client,
+            name,
+            "keep",
+            champion,
+            alias_pair(client, name, PREVIOUS),
+            config=config,
+            challenger_version=best.version,
+            reasons=f"v{best.version} already serves",
+            **fields,
+        )
+    return _decide(
+        lake,
+        client,
+        name,
+        "promote",
+        best,
+        champion,
+        config=config,
+        challenger_version=best.version,
+        reasons="; ".join([why, *reasons]),
+        **fields,
+    )
+
+
+def rollback(lake: Lake, client: MlflowClient, name: str, to: str | None = None) -> Decision:
+    """Serve `previous` again (or calibrated version `to`, with its raw twin); recorded."""
+    reconcile(lake, client, name)
+    current = alias_pair(client, name)
+    target = complete_pair(client, name, to) if to else alias_pair(client, name, PREVIOUS)
+    if target is None:
+        raise NotDeployable("no `previous` champion to roll back to; name a version with --to")
+    if current and current.version == target.version:
+        raise NotDeployable(f"v{target.version} already serves")
+    return _decide(
+        lake,
+        client,
+        name,
+        "rollback",
+        target,
+        current,
+        ds=target.ds,
+        config=target.config,
+        challenger_version=target.version,
+        reasons=f"rollback from v{current.version if current else '-'} to v{target.version}",
+    )

@@ -1,0 +1,157 @@
+"""The gates: every threshold of `gates:` in the config, judged on one validation report.
+
+Each gate belongs to a family; each family is one blocking asset check on validation_report,
+so the Dagster UI shows which family stopped a challenger, and by how much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ranker_assets.config import GatesConfig
+from ranker_assets.evaluation.offline import ALL, CHALLENGER, DIFFERENCE
+
+FAMILIES: dict[str, str] = {
+    "absolute": "Every head's AUC on the next day is above its floor (gates.<head>.min_auc), "
+    "on at least gates.min_positives positives.",
+    "no_regression": "No head's AUC is worse than the champion's beyond max_auc_regression, "
+    "judged by the paired bootstrap interval (fails when the whole interval lies below).",
+    "calibration": "Weighted predicted / actual of every head lies in calibration_range.",
+    "model_sanity": "No NaN scores; no head's scores collapsed (std above "
+    "gates.serving.min_score_std).",
+    "serving": "p99 latency of a request through the registered pyfunc, model size, and the "
+    "score distribution against the champion's (PSI) stay within gates.serving.",
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    family: str
+    name: str
+    value: float
+    bound: str
+    passed: bool
+    detail: str = ""
+
+    def describe(self) -> str:
+        value = "n/a" if math.isnan(self.value) else f"{self.value:.4g}"
+        return (
+            f"{self.name} = {value} (bound {self.bound}){': ' + self.detail if self.detail else ''}"
+        )
+
+
+def _overall(metrics: pd.DataFrame, model: str, head: str, metric: str) -> pd.Series:
+    sel = metrics[
+        (metrics["model"] == model)
+        & (metrics["head"] == head)
+        & (metrics["slice"] == ALL)
+        & (metrics["metric"] == metric)
+    ]
+    return sel.iloc[0]
+
+
+def judge(
+    metrics: pd.DataFrame,
+    sanity: Mapping[str, Mapping[str, float]],
+    serving: Mapping[str, float],
+    gates: GatesConfig,
+    heads: Sequence[str],
+    has_champion: bool,
+) -> list[Gate]:
+    """All gates for a challenger; `sanity[head]` has nan_share and score_std, `serving` has
+    p99_ms, model_mb and (with a champion) score_psi_<head>."""
+    out: list[Gate] = []
+    insufficient = "insufficient positives"
+
+    def sufficient(row: pd.Series) -> bool:
+        return bool(row["sufficient"]) or gates.insufficient_passes
+
+    for head in heads:
+        g = gates.for_head(head)
+        auc = _overall(metrics, CHALLENGER, head, "auc")
+        pos = f"on {int(auc['positives'])} positives"
+        if g.min_auc is not None:
+            ok = sufficient(auc) and auc["value"] >= g.min_auc
+            detail = pos if auc["sufficient"] else f"{insufficient} ({pos})"
+            out.append(
+                Gate("absolute", f"auc {head}", auc["value"], f">= {g.min_auc:g}", ok, detail)
+            )
+        if g.calibration_range is not None:
+            cal = _overall(metrics, CHALLENGER, head, "calibration")
+            low, high = g.calibration_range
+            ok = sufficient(cal) and low <= cal["value"] <= high
+            out.append(
+                Gate(
+                    "calibration",
+                    f"predicted/actual {head}",
+                    cal["value"],
+                    f"[{low:g}, {high:g}]",
+                    ok,
+                    pos,
+                )
+            )
+        if has_champion and g.max_auc_regression is not None:
+            diff = _overall(metrics, DIFFERENCE, head, "auc")
+            tol = g.max_auc_regression
+            if g.regression_relative:
+                tol *= _overall(metrics, "champion", head, "auc")["value"]
+            ok = sufficient(diff) and not diff["ci_high"] < -tol
+            out.append(
+                Gate(
+                    "no_regression",
+                    f"auc {head} challenger - champion",
+                    diff["value"],
+                    f"interval not wholly below -{tol:.4g}",
+                    ok,
+                    f"interval [{diff['ci_low']:.4f}, {diff['ci_high']:.4f}] {pos}",
+                )
+            )
+        s = sanity[head]
+        out.append(
+            Gate("model_sanity", f"NaN share {head}", s["nan_share"], "== 0", s["nan_share"] == 0)
+        )
+        out.append(
+            Gate(
+                "model_sanity",
+                f"score std {head}",
+                s["score_std"],
+                f">= {gates.serving.min_score_std:g}",
+                s["score_std"] >= gates.serving.min_score_std,
+            )
+        )
+        if has_champion:
+            value = serving[f"score_psi_{head}"]
+            out.append(
+                Gate(
+                    "serving",
+                    f"score PSI vs champion {head}",
+                    value,
+                    f"<= {gates.serving.max_score_psi:g}",
+                    value <= gates.serving.max_score_psi,
+                )
+            )
+    budget = gates.serving
+    out.append(
+        Gate(
+            "serving",
+            "p99 latency ms",
+            serving["p99_ms"],
+            f"<= {budget.max_p99_ms:g}",
+            serving["p99_ms"] <= budget.max_p99_ms,
+            f"{budget.candidates_per_request} candidates per request",
+        )
+    )
+    out.append(
+        Gate(
+            "serving",
+            "model size MB",
+            serving["model_mb"],
+            f"<= {budget.max_model_mb:g}",
+            serving["model_mb"] <= budget.max_model_mb,
+        )
+    )
+    return out

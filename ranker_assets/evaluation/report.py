@@ -1,0 +1,385 @@
+"""The validation report of one challenger: everything the gates judge, in one place.
+
+The challenger (a `ranker_model` partition) and the serving champion are scored on the same
+rows: the training examples of the day after the challenger's window, which neither trained on.
+Offline metrics per head and slice with paired intervals, off-policy values of each model's
+top-K on the day's randomized traffic (with the simulator's true value beside them when a
+ground-truth table exists), model sanity, serving checks through the registered pyfunc, and
+the gate verdicts. Stored as Delta rows (history) and logged to the challenger's MLflow run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mlflow.tracking import MlflowClient
+
+from ranker_assets.config import RankerConfig
+from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
+from ranker_assets.evaluation.data_validation import psi
+from ranker_assets.evaluation.gates import Gate, judge
+from ranker_assets.evaluation.off_policy import slate_estimates
+from ranker_assets.evaluation.offline import ALL, CHALLENGER, CHAMPION, DIFFERENCE, compare_models
+from ranker_assets.evaluation.plots import auc_by_slice, calibration_curves
+from ranker_assets.lake import Lake
+from ranker_assets.training.serving import predict_frame
+from ranker_assets.training.tracking import load_registered, raw_name
+
+METRICS_TABLE = "validation_metrics"
+EXAMPLES = "training_examples"
+RANDOMIZED = "randomized"
+
+
+def evaluation_day(ds: str) -> str:
+    """The day a ranker trained through `ds` is validated on: the next one."""
+    return str(date.fromisoformat(ds) + timedelta(days=1))
+
+
+def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame:
+    """Every training example of `ds` (randomized requests' unshown candidates included)."""
+    if not lake.has_data(EXAMPLES, ds):
+        raise FileNotFoundError(
+            f"validation needs the training examples of {ds} (the day after the window), "
+            f"which are not joined yet: materialize training_examples for {ds} first"
+        )
+    columns = [
+        *dict.fromkeys(
+            [
+                *cfg.features.inputs,
+                *cfg.model.heads,
+                *(s.column for s in cfg.evaluation.slices),
+                "request_id",
+                "pin_id",
+                "position",
+                "impressed",
+                "policy",
+                "propensity",
+                "weight",
+            ]
+        )
+    ]
+    return lake.read(EXAMPLES, [ds], columns=columns).to_pandas()
+
+
+def read_truth(landing: Path | None, ds: str) -> pd.DataFrame | None:
+    """The simulator's ground-truth table of `ds`, when the logs came from the simulator."""
+    folder = landing / "ground_truth" / f"ds={ds}" if landing else None
+    if folder is None or not folder.is_dir() or not any(folder.glob("*.parquet")):
+        return None
+    return pq.read_table(folder).to_pandas()
+
+
+def utility(scores: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
+    """The score a ranker serves by: weighted sum of its head probabilities."""
+    return sum(w * scores[f"p_{h}"].to_numpy(dtype=np.float64) for h, w in weights.items())
+
+
+def _interval(value: float, low: float, high: float, signed: bool = False) -> str:
+    if np.isnan(value):
+        return "n/a (a slot has no matched rows)"
+    f = "+.4f" if signed else ".4f"
+    return f"{value:{f}} [{low:{f}}, {high:{f}}]"
+
+
+def serving_checks(name: str, version: str, frame: pd.DataFrame, requests: int, n: int) -> dict:
+    """p99 latency (ms) of scoring one request of `n` candidates through the registered pyfunc,
+    loaded from the registry as a serving host would, and the model's size on disk (MB)."""
+    uri = f"models:/{name}/{version}"
+    folder = Path(mlflow.artifacts.download_artifacts(uri))
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    model = mlflow.pyfunc.load_model(uri)
+    batch = frame.sample(n=n, replace=len(frame) < n, random_state=0).reset_index(drop=True)
+    for _ in range(5):  # warm-up
+        model.predict(batch)
+    timings = []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        model.predict(batch)
+        timings.append((time.perf_counter() - t0) * 1000)
+    return {"p99_ms": float(np.percentile(timings, 99)), "model_mb": size / 2**20}
+
+
+@dataclass
+class ValidationReport:
+    ds: str
+    config: str
+    eval_day: str
+    name: str
+    challenger: RankerPair
+    champion: RankerPair | None
+    metrics: pd.DataFrame
+    ope: pd.DataFrame
+    gates: list[Gate]
+    calibration: dict[str, str]
+    serving: dict[str, float]
+    rows: int
+    requests: int
+    heads: tuple[str, ...]
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def failed(self, family: str | None = None) -> list[Gate]:
+        return [g for g in self.gates if not g.passed and family in (None, g.family)]
+
+    def headline(self) -> str:
+        who = f"{self.name} v{self.challenger.version} ({self.config}, through {self.ds})"
+        against = f"champion v{self.champion.version}" if self.champion else "no champion yet"
+        if self.passed:
+            if self.champion is None:
+                return (
+                    f"PASS: {who} may serve; no champion yet, so only absolute gates applied; "
+                    f"validated on {self.eval_day}"
+                )
+            return f"PASS: {who} may replace {against}; validated on {self.eval_day}"
+        families = sorted({g.family for g in self.failed()})
+        return f"FAIL ({', '.join(families)}): {who} against {against} on {self.eval_day}"
+
+    def _metric(self, model: str, head: str, metric: str, slice_: str = ALL) -> pd.Series | None:
+        m = self.metrics
+        sel = m[
+            (m["model"] == model)
+            & (m["head"] == head)
+            & (m["metric"] == metric)
+            & (m["slice"] == slice_)
+        ]
+        return None if sel.empty else sel.iloc[0]
+
+    def markdown(self) -> str:
+        lines = [f"**{self.headline()}**", ""]
+        lines += [f"- {g.family}: {g.describe()}" for g in self.failed()]
+        lines += [
+            "",
+            f"{self.rows:,} rows of {self.requests:,} requests on {self.eval_day}, "
+            "never trained on.",
+            "",
+            "| head | metric | challenger | champion | difference [interval] | positives |",
+            "|---|---|---|---|---|---|",
+        ]
+        metrics = list(dict.fromkeys(self.metrics["metric"]))
+        for head in self.heads:
+            for metric in metrics:
+                ch = self._metric(CHALLENGER, head, metric)
+                cp = self._metric(CHAMPION, head, metric)
+                df = self._metric(DIFFERENCE, head, metric)
+                insufficient = "" if ch["sufficient"] else " (insufficient)"
+                lines.append(
+                    f"| {head} | {metric} | {ch['value']:.4f} | "
+                    f"{'-' if cp is None else f'{cp.value:.4f}'} | "
+                    f"{'-' if df is None else _interval(df.value, df.ci_low, df.ci_high, True)} | "
+                    f"{int(ch['positives'])}{insufficient} |"
+                )
+        lines += [
+            "",
+            "Calibration of the served model: "
+            + ", ".join(f"{h} {s}" for h, s in self.calibration.items()),
+        ]
+        if not self.ope.empty:
+            lines += [
+                "",
+                "Off-policy value of each model's top-K on randomized traffic "
+                "(engagements per request):",
+                "",
+                "| model | head | IPS [interval] | SNIPS [interval] | true value | matched rows |",
+                "|---|---|---|---|---|---|",
+            ]
+            for (model, head), g in self.ope.groupby(["model", "head"], sort=False):
+                e = g.set_index("estimator")
+                truth = g["truth"].iloc[0]
+                ips, snips = (
+                    _interval(*e.loc[k, ["value", "ci_low", "ci_high"]]) for k in ("ips", "snips")
+                )
+                true = "-" if np.isnan(truth) else f"{truth:.4f}"
+                matched = int(g["matched_rows"].iloc[0])
+                lines.append(f"| {model} | {head} | {ips} | {snips} | {true} | {matched} |")
+        lines += ["", "| gate | family | value | bound | passed |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {g.name} | {g.family} | {g.value:.4g} | {g.bound} | "
+            f"{'yes' if g.passed else '**no**'} |"
+            for g in self.gates
+        ]
+        slices = [s for s in dict.fromkeys(self.metrics["slice"]) if s != ALL]
+        if slices:
+            lines += ["", "AUC by slice (challenger / champion):", ""]
+            lines += [
+                "| slice | " + " | ".join(self.heads) + " |",
+                "|---" * (len(self.heads) + 1) + "|",
+            ]
+            for s in slices:
+                cells = []
+                for head in self.heads:
+                    ch, cp = (
+                        self._metric(CHALLENGER, head, "auc", s),
+                        self._metric(CHAMPION, head, "auc", s),
+                    )
+                    cells.append(
+                        f"{ch['value']:.3f}" + ("" if cp is None else f" / {cp['value']:.3f}")
+                    )
+                lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def table_row(self) -> pa.Table:
+        row: dict[str, object] = {
+            "config": self.config,
+            "ds": self.ds,
+            "eval_day": self.eval_day,
+            "challenger_version": self.challenger.version,
+            "challenger_raw_version": self.challenger.raw_version,
+            "champion_version": self.champion.version if self.champion else "",
+            "passed": self.passed,
+            "failed_gates": "; ".join(f"{g.family}: {g.describe()}" for g in self.failed()),
+            "rows": self.rows,
+            "report": self.markdown(),
+        }
+        for head in self.heads:
+            row[f"auc_{head}"] = float(self._metric(CHALLENGER, head, "auc")["value"])
+        return pa.table({k: [v] for k, v in row.items()})
+
+    def metrics_table(self) -> pa.Table:
+        frame = self.metrics.assign(config=self.config, ds=self.ds, eval_day=self.eval_day)
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _sanity(scores: pd.DataFrame, heads: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    out = {}
+    for head in heads:
+        p = scores[f"p_{head}"].to_numpy(dtype=np.float64)
+        finite = p[np.isfinite(p)]
+        out[head] = {
+            "nan_share": float(1 - len(finite) / len(p)) if len(p) else 1.0,
+            "score_std": float(finite.std()) if len(finite) else 0.0,
+        }
+    return out
+
+
+def _calibration_status(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+    run_id = client.get_model_version(name, version).run_id
+    tags = client.get_run(run_id).data.tags
+    return {
+        k.removeprefix("calibration_"): v for k, v in tags.items() if k.startswith("calibration_")
+    }
+
+
+def validate_challenger(
+    lake: Lake,
+    cfg: RankerConfig,
+    name: str,
+    ds: str,
+    config: str,
+    challenger: RankerPair,
+    champion: RankerPair | None,
+    landing: Path | None = None,
+) -> tuple[ValidationReport, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Validate `challenger` (trained through `ds`) against `champion` on the next day.
+
+    Returns the report, the impressed rows and each model's scores on them (for plots).
+    """
+    heads = tuple(cfg.model.heads)
+    eval_day = evaluation_day(ds)
+    frame = load_evaluation_rows(lake, cfg, eval_day)
+    impressed = frame[frame["impressed"]].reset_index(drop=True)
+    randomized = frame[frame["policy"] == RANDOMIZED].reset_index(drop=True)
+    models = {CHALLENGER: challenger, **({CHAMPION: champion} if champion else {})}
+    scores, ope_parts = {}, []
+    truth = read_truth(landing, eval_day)
+    if truth is not None and not randomized.empty:
+        cols = ["request_id", "pin_id", "p_examine", "p_hide", *(f"p_{h}" for h in heads)]
+        truth = randomized[["request_id", "pin_id", "position"]].merge(
+            truth[cols], on=["request_id", "pin_id"], how="left"
+        )
+    for label, pair in models.items():
+        module, spec = load_registered(f"models:/{name}/{pair.version}")
+        scores[label] = predict_frame(module, impressed, spec)
+        if randomized.empty:
+            continue
+        served = utility(predict_frame(module, randomized, spec), cfg.ranking_weights())
+        e = cfg.evaluation
+        ope = slate_estimates(
+            randomized, served, heads, e.top_k, e.bootstrap_samples, e.confidence, e.seed
+        )
+        true_value = {}
+        if truth is not None and truth["p_examine"].notna().all():
+            from ranker_assets.world.truth import slate_truth  # only simulated days have truth
+
+            true_value = slate_truth(truth, served, heads, e.top_k, cfg.world)
+        ope_parts.append(ope.assign(model=label, truth=ope["head"].map(true_value).astype(float)))
+    metrics = compare_models(impressed, scores, heads, cfg.evaluation, cfg.gates.min_positives)
+    serving = serving_checks(
+        name,
+        challenger.version,
+        impressed[list(cfg.features.inputs)],
+        cfg.gates.serving.latency_requests,
+        cfg.gates.serving.candidates_per_request,
+    )
+    if champion:
+        for head in heads:
+            ch, cp = (
+                scores[m][f"p_{head}"].to_numpy(dtype=np.float64) for m in (CHALLENGER, CHAMPION)
+            )
+            ones = np.ones(len(ch))
+            serving[f"score_psi_{head}"] = psi(cp, ch, ones, ones, cfg.gates.shift.psi_bins)
+    gates = judge(
+        metrics, _sanity(scores[CHALLENGER], heads), serving, cfg.gates, heads, champion is not None
+    )
+    report = ValidationReport(
+        ds=ds,
+        config=config,
+        eval_day=eval_day,
+        name=name,
+        challenger=challenger,
+        champion=champion,
+        metrics=metrics,
+        ope=pd.concat(ope_parts, ignore_index=True) if ope_parts else pd.DataFrame(),
+        gates=gates,
+        calibration=_calibration_status(MlflowClient(), name, challenger.version),
+        serving=serving,
+        rows=len(impressed),
+        requests=int(impressed["request_id"].nunique()),
+        heads=heads,
+    )
+    return report, impressed, scores
+
+
+def store_report(lake: Lake, report: ValidationReport) -> None:
+    """Metric history first, then the report row deployment reads (re-runs replace both)."""
+    where = {"config": report.config, "ds": report.ds}
+    lake.replace_partition(METRICS_TABLE, report.metrics_table(), where)
+    lake.replace_partition(VALIDATION_TABLE, report.table_row(), where)
+
+
+def log_report(
+    report: ValidationReport, rows: pd.DataFrame, scores: dict[str, pd.DataFrame]
+) -> list[str]:
+    """The report, its metrics and PNG plots as artifacts of the challenger's MLflow run."""
+    client = MlflowClient()
+    run_id = client.get_model_version(report.name, report.challenger.version).run_id
+    folder = f"validation/{report.eval_day}"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "report.md").write_text(report.markdown())
+        report.metrics.to_csv(out / "metrics.csv", index=False)
+        if not report.ope.empty:
+            report.ope.to_csv(out / "off_policy.csv", index=False)
+        calibration_curves(rows, scores, list(report.heads), out / "calibration_curves.png")
+        auc_by_slice(report.metrics, out / "auc_challenger_vs_champion.png")
+        client.log_artifacts(run_id, str(out), folder)
+        names = sorted(p.name for p in out.iterdir())
+    client.set_tag(run_id, "validation_passed", str(report.passed).lower())
+    client.set_model_version_tag(
+        report.name, report.challenger.version, "validation", report.headline()
+    )
+    client.set_model_version_tag(
+        raw_name(report.name), report.challenger.raw_version, "validation", report.headline()
+    )
+    return [f"{folder}/{n}" for n in names]

@@ -1,0 +1,46 @@
+"""The simulator's ground truth of a ranking: what a top-K would really earn, in expectation.
+
+Mirrors the client in traffic.py: slot j is impressed when the geometric impression depth
+exceeds j, examined with the request's position-bias curve, and an examined pin is hidden with
+p_hide, else engaged per head with that head's hidden probability (long-click = click x
+long-given-click, already folded into p_long_click). Only the simulator can compute this;
+the off-policy estimates are judged against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ranker_assets.config import WorldConfig
+from ranker_assets.evaluation.off_policy import model_ranks
+
+
+def slate_truth(
+    truth: pd.DataFrame, scores: np.ndarray, heads: Sequence[str], k: int, world: WorldConfig
+) -> dict[str, float]:
+    """Per head: expected engagements per request in the top k of ordering `truth` by `scores`.
+
+    `truth` holds every served candidate of the requests (ground-truth columns: request_id,
+    position, p_examine, p_hide and p_<head>); `scores` is aligned with it.
+    """
+    codes = pd.factorize(truth["request_id"])[0]
+    n_req = int(codes.max()) + 1 if len(codes) else 0
+    rank = model_ranks(codes, scores)
+    position = truth["position"].to_numpy()
+    # The examination curve of each request, read at the logged slot j (it depends on slot only).
+    examine = np.zeros((n_req, k))
+    at_top = position < k
+    examine[codes[at_top], position[at_top]] = truth["p_examine"].to_numpy()[at_top]
+    shown = (1.0 - 1.0 / world.mean_impressed) ** np.arange(k)  # P(depth > j)
+    chosen = rank < k
+    reach = shown[rank[chosen]] * examine[codes[chosen], rank[chosen]]
+    p_hide = truth["p_hide"].to_numpy()[chosen]
+    out = {}
+    for head in heads:
+        p = truth[f"p_{head}"].to_numpy()[chosen]
+        per_slot = reach * (p if head == "hide" else (1.0 - p_hide) * p)
+        out[head] = float(per_slot.sum() / n_req) if n_req else float("nan")
+    return out
