@@ -9,7 +9,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 DEMO_START ?= 2026-11-01
-DEMO_DAYS ?= 3
+DEMO_DAYS ?= 6
 DEMO_REQUESTS ?= 4000
 
 .PHONY: demo test lint ui mlflow-ui java clean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -79,6 +80,31 @@ def _check_logs(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    """Serve the previous champion pair again (or a named version), and record it."""
+    from mlflow import set_tracking_uri
+    from mlflow.tracking import MlflowClient
+
+    from ranker_assets.deployment import NotDeployable, rollback
+    from ranker_assets.lake import Lake
+
+    cfg = load_config(args.config)
+    uri = cfg.mlflow.resolved_uri()
+    set_tracking_uri(uri)
+    lake = Lake(args.lake or os.environ.get("RANKER_LAKE_URI") or str(ranker_home() / "lake"))
+    try:
+        decision = rollback(lake, MlflowClient(uri), cfg.mlflow.registered_model, args.to)
+    except NotDeployable as err:
+        print(f"rollback refused: {err}")
+        return 1
+    print(
+        f"{cfg.mlflow.registered_model}: champion is now v{decision.champion_version} "
+        f"(raw v{decision.champion_raw_version}); previous is v{decision.previous_version} "
+        f"(raw v{decision.previous_raw_version}); recorded in {lake.uri('deployments')}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ranker-assets", description=__doc__)
     parser.add_argument(
@@ -99,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--days", type=int, default=1)
     check.add_argument("--landing", help="landing directory (default: $RANKER_HOME/landing)")
     check.set_defaults(func=_check_logs)
+    back = sub.add_parser("rollback", help="serve the previous champion (or --to VERSION) again")
+    back.add_argument("--to", help="calibrated version to serve (its raw twin moves with it)")
+    back.add_argument("--lake", help="lake root (default: $RANKER_LAKE_URI or $RANKER_HOME/lake)")
+    back.set_defaults(func=_rollback)
     return parser
 
 

@@ -209,10 +209,11 @@ class ModelConfig(_Strict):
 
 
 class MlflowConfig(_Strict):
-    """Tracking and registry: sqlite under RANKER_HOME unless a URI is configured.
-
-    MLFLOW_TRACKING_URI in the environment wins over both, so a deployment points at its
-    server (and its credentials) without editing files.
+    """Tracking and registry: a configured URI, else MLFLOW_TRACKING_URI, else sqlite under
+    RANKER_HOME. The shipped config leaves the URI empty, so a deployment points at its server
+    (and its credentials) through the environment. A configured URI wins because
+    `mlflow.set_tracking_uri` rewrites MLFLOW_TRACKING_URI in-process: with the environment
+    first, the first ranker to track would capture every later one's store.
     """
 
     tracking_uri: str = ""
@@ -221,8 +222,8 @@ class MlflowConfig(_Strict):
 
     def resolved_uri(self) -> str:
         return (
-            os.environ.get("MLFLOW_TRACKING_URI")
-            or self.tracking_uri
+            self.tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI")
             or f"sqlite:///{ranker_home() / 'mlflow.db'}"
         )
 

@@ -1,33 +1,55 @@
-"""`make demo`: the main job on simulated data, end to end, through Dagster.
+"""`make demo`: the closed loop on simulated data, day by day, through Dagster.
 
-Simulates days of closeup traffic into the landing zone, then materializes, day by day, the
-logged-event assets, the Joiner, the Sampler and finally a ranker, in the persistent Dagster
-instance (DAGSTER_HOME), so every run shows up in the UI (`make ui`). Prints what each stage did
-and how the ranker compares with the heuristic policy and the oracle on randomized traffic.
+Each simulated day is served by the registry's champion (the heuristic until one is deployed,
+with a holdout share still served by the previous one), landed, and pushed through the graph:
+ingestion, the Joiner (once the next day's events exist), the Sampler, the trainer, the
+validation report of the previous ranker on the day it never saw, and the deploy gate. Every
+run goes to the persistent Dagster instance (DAGSTER_HOME), so `make ui` shows them all. Ends
+with a table per day and the champion against the heuristic and the oracle on randomized
+replay.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import dagster as dg
 import mlflow
+from mlflow.tracking import MlflowClient
 
+from ranker_assets.closed_loop import serving_policy
 from ranker_assets.config import RankerConfig, load_config, ranker_home
 from ranker_assets.definitions import build_definitions
+from ranker_assets.deployment import alias_pair
 from ranker_assets.evaluation.replay import replay_aucs, replay_day
-from ranker_assets.training.tracking import RegisteredRanker
-from ranker_assets.world.simulator import DayReport, simulate_to_landing
+from ranker_assets.world.simulator import simulate_to_landing
 
 REPLAY_REQUESTS = 4000
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+@dataclass
+class DayRow:
+    """What happened to one day's data, for the final table."""
+
+    ds: str
+    served_by: str = ""
+    logged: int = 0
+    sampled: int | None = None
+    version: str = "-"
+    aucs: str = "-"
+    gate: str = "-"
+    champion: str = "-"
+    engagement: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
-    (mat,) = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in mat.metadata.items()}
+    mats = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mats[0].metadata.items()} if mats else {}
 
 
 class Demo:
@@ -37,90 +59,99 @@ class Demo:
         self.cfg = cfg
         self.instance = instance
         self.job = build_definitions(cfg).resolve_implicit_global_asset_job_def()
+        self.config = cfg.sampling.default
 
-    def run(
-        self, assets: list[str], key: str | dg.MultiPartitionKey | None = None
-    ) -> dg.ExecuteInProcessResult:
+    def run(self, assets: list[str], key: str | dg.MultiPartitionKey) -> dg.ExecuteInProcessResult:
         return self.job.execute_in_process(
             run_config=QUIET,
             instance=self.instance,
             partition_key=key,
             asset_selection=[dg.AssetKey(a) for a in assets],
+            raise_on_error=False,
         )
 
-    def ingest(self, days: list[str], label_day: str) -> None:
-        print("\n== 2. ingestion: landed logs -> Delta tables + quarantine ==")
-        print(f"{'ds':<12}{'log':<13}{'rows in':>9}{'kept':>9}{'quarant.':>9}{'dups':>6}")
-        for ds in [*days, label_day]:
-            logs = ["feature_log", "event_log"] if ds in days else ["event_log"]
-            result = self.run(logs, ds)
-            for log in logs:
-                m = _metadata(result, log)
-                print(
-                    f"{ds:<12}{log:<13}{m['rows_in']:>9,}{m['rows_kept']:>9,}"
-                    f"{m['rows_quarantined']:>9,}{m['duplicates_dropped']:>6,}"
-                )
+    def key(self, ds: str) -> dg.MultiPartitionKey:
+        return dg.MultiPartitionKey({"ds": ds, "config": self.config})
 
-    def join(self, days: list[str]) -> None:
-        print("\n== 3. Joiner: features x mature labels -> training_examples (Spark) ==")
+    def ingest(self, row: DayRow) -> None:
+        result = self.run(["feature_log", "event_log"], row.ds)
+        m = _metadata(result, "feature_log")
+        row.logged = int(m.get("rows_kept", 0))
+        print(f"  ingested {row.ds}: {row.logged:,} feature rows kept", flush=True)
+
+    def prepare(self, row: DayRow) -> None:
+        """Join a day whose next day's events are in, sample it, train the ranker ending it."""
+        if not self.run(["training_examples"], row.ds).success:
+            raise RuntimeError(f"the Joiner failed for {row.ds}")
+        sampled = self.run(["sampled_dataset"], self.key(row.ds))
+        row.sampled = int(_metadata(sampled, "sampled_dataset").get("rows_out", 0))
+        trained = self.run(["ranker_model"], self.key(row.ds))
+        m = _metadata(trained, "ranker_model")
+        row.version = str(m.get("version", "blocked"))
         print(
-            f"{'ds':<12}{'joined':>9}" + "".join(f"{h:>11}" for h in ("closeup", "click", "repin"))
+            f"  joined and sampled {row.ds} ({row.sampled:,} rows); ranker v{row.version}",
+            flush=True,
         )
-        for ds in days:
-            m = _metadata(self.run(["training_examples"], ds), "training_examples")
-            counts = "".join(f"{m[f'positives_{h}']:>11,}" for h in ("closeup", "click", "repin"))
-            print(f"{ds:<12}{m['rows_joined']:>9,}{counts}")
 
-    def sample(self, days: list[str], config: str) -> None:
-        print(f"\n== 4. Sampler: training_examples -> sampled_dataset (config {config!r}) ==")
-        # Record each config's content hash first, so later edits show its datasets as stale.
-        self.run(["sampling_config"])
-        for ds in days:
-            result = self.run(
-                ["sampled_dataset"], dg.MultiPartitionKey({"ds": ds, "config": config})
-            )
-            m = _metadata(result, "sampled_dataset")
-            (check,) = result.get_asset_check_evaluations()
-            status = "healthy" if check.passed else f"UNHEALTHY: {check.metadata['problems'].value}"
-            reused = " (reused by lineage)" if m["reused_by_lineage"] else ""
-            print(f"\n-- {ds}: {status}{reused}\n{m['health']}")
-
-    def train(self, ds: str, config: str) -> RegisteredRanker:
-        print(f"\n== 5. Trainer: ranker_model for ({ds}, {config!r}) (PyTorch, MLflow) ==")
-        result = self.run(["ranker_model"], dg.MultiPartitionKey({"ds": ds, "config": config}))
-        ref: RegisteredRanker = result.output_for_node("ranker_model")
-        window = _metadata(result, "ranker_model")["window"]
-        print(f"registered {ref.uri} and models:/{ref.raw_name}/{ref.raw_version}; window {window}")
-        return ref
+    def validate_and_deploy(self, row: DayRow) -> None:
+        """The ranker ending `row.ds` against the champion on the next day, then the gate."""
+        report = _metadata(self.run(["validation_report"], self.key(row.ds)), "validation_report")
+        text = str(report.get("report", ""))
+        row.aucs = " ".join(
+            f"{line.split('|')[3].strip()}"
+            for line in text.splitlines()
+            if line.startswith("| ") and "| auc |" in line
+        )
+        decision = _metadata(self.run(["deployed_ranker"], row.ds), "deployed_ranker")
+        row.gate = "PASS" if report.get("passed") else "FAIL"
+        row.champion = f"{decision.get('action', '?')} -> v{decision.get('champion_version')}"
+        print(f"  {report.get('verdict', 'no report')}", flush=True)
+        print(f"  deployed_ranker {row.ds}: {row.champion}", flush=True)
 
 
-def print_replay_evaluation(cfg: RankerConfig, ref: RegisteredRanker, seed: int, day: date) -> None:
-    """Per-head AUC of the registered ranker on a later day served in random order."""
-    mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
+def _engagement(row: DayRow) -> str:
+    if not row.engagement:
+        return "-"
+    new, old = row.engagement["champion"], row.engagement["previous"]
+    return " ".join(
+        f"{h}:{(new[h] / old[h] - 1) * 100:+.1f}%" if old[h] else f"{h}:-"
+        for h in ("closeup", "click", "repin", "long_click")
+    )
+
+
+def print_table(rows: list[DayRow], heads: tuple[str, ...]) -> None:
+    print("\n== the closed loop, per day ==")
+    print(f"AUC on the next day: {' '.join(heads)}; engagement: champion vs holdout (previous)")
+    header = f"{'ds':<12}{'served by':<34}{'logged':>8}{'sampled':>9}{'ranker':>8}"
+    print(header + f"  {'AUC':<28}{'gate':<6}{'champion':<16}engagement")
+    for r in rows:
+        sampled = f"{r.sampled:,}" if r.sampled is not None else "-"
+        print(
+            f"{r.ds:<12}{r.served_by[:33]:<34}{r.logged:>8,}{sampled:>9}{r.version:>8}  "
+            f"{r.aucs:<28}{r.gate:<6}{r.champion:<16}{_engagement(r)}"
+        )
+
+
+def print_replay_evaluation(cfg: RankerConfig, seed: int, day: date) -> None:
+    """Per-head AUC of the champion on a later day served in random order, vs the oracle."""
+    client = MlflowClient(cfg.mlflow.resolved_uri())
+    champion = alias_pair(client, cfg.mlflow.registered_model)
+    if champion is None:
+        print("\nno champion was deployed")
+        return
     frame = replay_day(cfg, seed, day, REPLAY_REQUESTS)
-    features = frame[list(cfg.features.inputs)]
-    scores = mlflow.pyfunc.load_model(ref.uri).predict(features)
+    uri = f"models:/{cfg.mlflow.registered_model}/{champion.version}"
+    scores = mlflow.pyfunc.load_model(uri).predict(frame[list(cfg.features.inputs)])
     table = replay_aucs(frame, scores, tuple(scores.columns.str.removeprefix("p_")))
-    print(f"\nper-head AUC on {day}, {REPLAY_REQUESTS:,} requests in random order (unbiased):")
+    print(f"\nchampion v{champion.version}: per-head AUC on {day}, {REPLAY_REQUESTS:,} requests")
+    print("in random order (unbiased), against the heuristic policy and the oracle:")
     print(table.round(4).to_string())
-
-
-def _print_simulation(reports: list[DayReport]) -> None:
-    print("\n== 1. simulated closeup traffic (hybrid logging) ==")
-    header = ("ds", "served", "impressed", "features", "events", "KB landed", "s")
-    print(f"{header[0]:<12}" + "".join(f"{h:>11}" for h in header[1:]))
-    for r in reports:
-        kb = sum(w.bytes for k, w in r.written.items() if k != "ground_truth") / 1024
-        print(
-            f"{r.ds!s:<12}{r.served:>11,}{r.impressed:>11,}{r.written['feature_log'].rows:>11,}"
-            f"{r.written['event_log'].rows:>11,}{kb:>11,.0f}{r.seconds:>11.2f}"
-        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--start", default="2026-11-01")
-    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -129,23 +160,34 @@ def main(argv: list[str] | None = None) -> int:
     # The demo prints its own summary; MLflow's per-call notices would bury it.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    t0 = time.perf_counter()
     start = date.fromisoformat(args.start)
-    print(f"RANKER_HOME={home}")
-    _print_simulation(
-        simulate_to_landing(
-            cfg.world, cfg.logging, home / "landing", start, args.days, args.requests, args.seed
-        )
-    )
-    days = [str(start + timedelta(days=i)) for i in range(args.days)]
+    mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
+    client = MlflowClient()
+    print(f"RANKER_HOME={home}; {args.days} days of {args.requests:,} requests from {start}")
+    rows: list[DayRow] = []
     with dg.DagsterInstance.get() as instance:
         demo = Demo(cfg, instance)
-        demo.ingest(days, label_day=str(start + timedelta(days=args.days)))
-        demo.join(days)
-        demo.sample(days, cfg.sampling.default)
-        ref = demo.train(days[-1], cfg.sampling.default)
-    print_replay_evaluation(cfg, ref, args.seed, start + timedelta(days=args.days))
-    print(f"\nDelta tables under {home / 'lake'}; MLflow at {cfg.mlflow.resolved_uri()}.")
-    print("`make ui` shows the asset graph and every run above.")
+        demo.run(["sampling_config"], None)  # record each config's hash before sampling
+        for i in range(args.days):
+            ds = start + timedelta(days=i)
+            policy = serving_policy(cfg, client)
+            (report,) = simulate_to_landing(
+                cfg.world, cfg.logging, home / "landing", ds, 1, args.requests, args.seed, policy
+            )
+            row = DayRow(str(ds), served_by=policy.name, engagement=report.arms or {})
+            rows.append(row)
+            print(f"\n== {ds}: served by {policy.name} ==", flush=True)
+            demo.ingest(row)
+            if i >= 1:
+                demo.prepare(rows[i - 1])
+            if i >= 2:
+                demo.validate_and_deploy(rows[i - 2])
+    print_table(rows, tuple(cfg.model.heads))
+    print_replay_evaluation(cfg, args.seed, start + timedelta(days=args.days))
+    print(f"\nclosed loop of {args.days} days in {time.perf_counter() - t0:.0f} s.")
+    print(f"Delta tables under {home / 'lake'}; MLflow at {cfg.mlflow.resolved_uri()}.")
+    print("`make ui` shows the asset graph and every run above; `make mlflow-ui` the models.")
     return 0
 
 

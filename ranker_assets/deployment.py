@@ -108,7 +108,7 @@ def _decide(
         champion_raw_version=serving.raw_version if serving else "",
         previous_version=previous.version if previous else "",
         previous_raw_version=previous.raw_version if previous else "",
-        decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        decided_at=datetime.now(UTC).isoformat(timespec="microseconds"),
         **fields,
     )
     lake.append(DEPLOYMENTS, decision.row())

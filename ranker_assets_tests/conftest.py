@@ -1,13 +1,20 @@
-"""Shared fixtures: a small deterministic world, and one simulated landing zone per session."""
+"""Shared fixtures: a small deterministic world, one simulated landing zone per session, and a
+small lake with sampled data for three days, built once through the real pipeline stages."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from ranker_assets.config import RankerConfig, load_config
+from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
+from ranker_assets.joiner import run_joiner
+from ranker_assets.lake import Lake
+from ranker_assets.sampling.config import load_sampling_configs
+from ranker_assets.sampling.run import run_sampler
 from ranker_assets.world.simulator import DayReport, simulate_to_landing
 
 START = date(2026, 11, 1)
@@ -48,3 +55,48 @@ def spark():
     session = get_spark(load_config().spark)
     yield session
     session.stop()
+
+
+DAYS = [str(START + timedelta(days=i)) for i in range(3)]
+REQUESTS = 4000
+
+
+@dataclass(frozen=True)
+class TrainingWorld:
+    cfg: RankerConfig
+    lake: Lake
+    landing: Path
+
+
+def training_config(tmp: Path, **model: object) -> RankerConfig:
+    base = small_config()
+    return base.model_copy(
+        update={
+            "model": base.model.model_copy(
+                update={"epochs": 6, "batch_size": 256, "holdout_share": 0.3, **model}
+            ),
+            "mlflow": base.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"}
+            ),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def training_world(tmp_path_factory: pytest.TempPathFactory, spark) -> TrainingWorld:
+    root = tmp_path_factory.mktemp("training")
+    cfg = training_config(root)
+    landing = root / "landing"
+    simulate_to_landing(cfg.world, cfg.logging, landing, START, 4, REQUESTS, SEED)
+    lake = Lake(str(root / "lake"))
+    for ds in [*DAYS, str(START + timedelta(days=3))]:
+        lake.replace_partition(
+            "event_log", ingest_day(landing, event_log_spec(), ds).valid, {"ds": ds}
+        )
+    legacy = load_sampling_configs(cfg.sampling.configs_path)["legacy"]
+    for ds in DAYS:
+        feats = ingest_day(landing, feature_log_spec(cfg.features), ds).valid
+        lake.replace_partition("feature_log", feats, {"ds": ds})
+        run_joiner(spark, lake, ds, cfg.features, cfg.joiner)
+        run_sampler(lambda: spark, lake, ds, legacy, cfg.sampling.max_ratio_change)
+    return TrainingWorld(cfg, lake, landing)

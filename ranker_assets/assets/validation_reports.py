@@ -55,7 +55,6 @@ def build_validation_assets(
         store_report(lake.lake(), report)
         artifacts = log_report(report, rows, scores)
         return dg.MaterializeResult(
-            value=report.passed,
             metadata={
                 "verdict": report.headline(),
                 "report": dg.MetadataValue.md(report.markdown()),

@@ -61,7 +61,8 @@ def slate_estimates(
     for head in heads:
         r = logged[head].to_numpy(dtype=np.float64)
         m_rows = mult[:, codes]  # (B+1, n)
-        ips = (m_rows * (iw * r)).sum(1) / mult.sum(1)
+        total = mult.sum(1)
+        ips = (m_rows * (iw * r)).sum(1) / np.where(total > 0, total, np.nan)
         snips = np.zeros(len(mult))
         for j in range(k):
             at = slot_of == j
@@ -80,6 +81,8 @@ def slate_estimates(
                     "ci_low": float(low),
                     "ci_high": float(high),
                     "matched_rows": int(matched.sum()),
+                    # Below a handful of matched positives the interval is not trustworthy.
+                    "matched_positives": int((matched & (r > 0)).sum()),
                     "requests": n_req,
                 }
             )

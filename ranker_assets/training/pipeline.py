@@ -17,7 +17,6 @@ from ranker_assets.evaluation.data_validation import (
     validate_window,
 )
 from ranker_assets.lake import Lake
-from ranker_assets.sampling.config import SAMPLED_TABLE
 from ranker_assets.training.data import TrainingDataError, load_window, to_tensors
 from ranker_assets.training.tracking import (
     RegisteredRanker,
@@ -67,19 +66,10 @@ def train_partition(
     tags: dict[str, str],
     days: Sequence[str] | None = None,
 ) -> TrainedRanker:
-    """Validate the window ending `ds`, then train on it inside one MLflow run (FAILED if
+    """Validate the window ending `ds`, then train on it, inside one MLflow run (FAILED if
     anything raises). A window that fails data validation raises DataValidationError before
-    any run starts: nothing is trained or registered on it."""
+    training: nothing is trained or registered on it; the run keeps data_validation.md."""
     days = list(days or window_days(ds, cfg.model.window_days, cfg.start_date))
-    missing = [d for d in days if not lake.has_data(SAMPLED_TABLE, d, config=sampling_config)]
-    if missing:  # the trainer's own message; checked before the window's health is looked up
-        load_window(lake, sampling_config, days, cfg.features, cfg.model.heads)
-    checked = validate_window(lake, cfg, sampling_config, days)
-    if checked.problems:
-        raise DataValidationError(
-            f"training on {sampling_config!r} {days[0]}..{days[-1]} blocked by data validation: "
-            + "; ".join(checked.problems)
-        )
     run_tags = {
         **tags,
         "partition_ds": ds,
@@ -91,6 +81,13 @@ def train_partition(
         cfg.mlflow.resolved_uri(), cfg.mlflow.experiment, f"{ds}-{sampling_config}", run_tags
     ):
         table = load_window(lake, sampling_config, days, cfg.features, cfg.model.heads)
+        checked = validate_window(lake, cfg, sampling_config, days)
+        mlflow.log_text(checked.markdown(), "data_validation.md")
+        if checked.problems:
+            raise DataValidationError(
+                f"training on {sampling_config!r} {days[0]}..{days[-1]} blocked by data "
+                "validation: " + "; ".join(checked.problems)
+            )
         data = to_tensors(table, cfg.features, cfg.model.heads, cfg.model.hash_buckets)
         champion = _champion(cfg)
         outcome = train_ranker(
@@ -103,7 +100,6 @@ def train_partition(
             else None,
         )
         mlflow.log_dict(cfg.model_dump(mode="json"), "ranker_config.json")
-        mlflow.log_text(checked.markdown(), "data_validation.md")
         example = table.slice(0, 5).select(list(cfg.features.inputs))
         registered = log_and_register(
             outcome,

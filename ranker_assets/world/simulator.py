@@ -19,6 +19,7 @@ from ranker_assets.hybrid_logging.landing import WriteStats, write_day
 from ranker_assets.hybrid_logging.logger import log_day
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
+from ranker_assets.world.holdout import HoldoutScorer, arm_engagement
 from ranker_assets.world.policies import HeuristicScorer, Scorer
 from ranker_assets.world.traffic import simulate_day
 
@@ -51,6 +52,8 @@ class DayReport:
     log_requests: int
     written: dict[str, WriteStats]
     seconds: float
+    # With a holdout experiment: engagements per request of each arm ("champion", "previous").
+    arms: dict[str, dict[str, float]] | None = None
 
 
 def simulate_to_landing(
@@ -83,6 +86,11 @@ def simulate_to_landing(
         logged = log_day(served, logging)
         faulty = client_faults(logged.event_log, world.client_fault_share, seed, ds)
         written = write_day(landing, ds, replace(logged, event_log=faulty))
+        arms = (
+            arm_engagement(served, policy.arm(served.user_id))
+            if isinstance(policy, HoldoutScorer)
+            else None
+        )
         reports.append(
             DayReport(
                 ds,
@@ -92,6 +100,7 @@ def simulate_to_landing(
                 logged.n_log_requests,
                 written,
                 time.perf_counter() - t0,
+                arms,
             )
         )
     return reports

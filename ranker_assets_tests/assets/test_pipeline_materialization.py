@@ -14,7 +14,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from dagster_pyspark import LazyPySparkResource
 from mlflow.tracking import MlflowClient
 
-from ranker_assets.config import load_config
+from ranker_assets.config import HeadGates, load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging import landing
 from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
@@ -251,3 +251,53 @@ def test_quarantine_share_warns_or_blocks_the_join_in_the_same_run(
     finally:
         bad.unlink()
         assert _run(defs, instance, ["event_log"], D2).success
+
+
+def _with_gates(
+    defs: dg.Definitions, configs_dir: Path, gates: dict[str, object]
+) -> dg.Definitions:
+    """The same graph and resources, built from the config with other gates."""
+    base = small_config(client_fault_share=0.002)
+    cfg = base.model_copy(
+        update={
+            "sampling": base.sampling.model_copy(update={"configs_dir": str(configs_dir)}),
+            "model": base.model.model_copy(update={"window_days": 1}),
+            "gates": base.gates.model_copy(update=gates),
+        }
+    )
+    return build_definitions(cfg, dict(defs.resources))
+
+
+def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_them(
+    setup,
+) -> None:
+    defs, instance, _, _, configs_dir = setup
+    key = dg.MultiPartitionKey({"ds": D1, "config": "legacy"})
+    # A day of 800 requests trains a weak ranker (AUC ~0.55, click over-predicted x1.7): the
+    # shipped gates reject it, and so does a minimum of positives no metric reaches.
+    strict = _with_gates(defs, configs_dir, {"min_positives": 10**6})
+    lenient = _with_gates(
+        defs, configs_dir, {"default": HeadGates(min_auc=0.5, calibration_range=(0.2, 5.0))}
+    )
+    assert _run(strict, instance, ["ranker_model"], key).success  # trained on D1 alone
+    # Too few positives for any metric to count: the gates fail, and nothing is deployed.
+    failed = _run(strict, instance, ["validation_report"], key)
+    (failure,) = failed.get_step_failure_events()  # the report is stored, its gates block
+    assert "2 blocking asset checks failed" in failure.event_specific_data.error.message
+    checks = {c.check_name: c for c in failed.get_asset_check_evaluations()}
+    assert set(checks) == {"absolute", "no_regression", "calibration", "model_sanity", "serving"}
+    assert not checks["absolute"].passed and not checks["calibration"].passed
+    assert checks["absolute"].metadata["partition"].value == str(key)
+    assert "insufficient positives" in checks["absolute"].metadata["failed"].value
+    (mat,) = failed.asset_materializations_for_node("validation_report")
+    assert mat.metadata["verdict"].value.startswith("FAIL (absolute, calibration)")
+    rejected = _run(strict, instance, ["deployed_ranker"], D1)
+    assert _meta(rejected, "deployed_ranker")["action"] == "reject"
+    # The same ranker under thresholds it meets: the gates pass and it is promoted.
+    assert _run(lenient, instance, ["validation_report"], key).success
+    promoted = _meta(_run(lenient, instance, ["deployed_ranker"], D1), "deployed_ranker")
+    assert promoted["action"] == "promote" and promoted["sampling_config"] == "legacy"
+    client = MlflowClient(defs.resources["mlflow"].tracking_uri)
+    champion = client.get_model_version_by_alias("closeup_ranker", "champion")
+    assert str(champion.version) == promoted["champion_version"]
+    assert promoted["dagster/row_count"] == 2  # reject, then promote

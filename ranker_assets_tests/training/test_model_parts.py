@@ -38,7 +38,8 @@ def test_platt_scaling_recalibrates_shifted_logits_on_fresh_data() -> None:
 
     logits, labels = draw(40_000)
     weights = torch.ones(len(logits))
-    scale, bias = fit_platt(logits, labels, weights)
+    scale, bias, status = fit_platt(logits, labels, weights, ("a", "b"), min_positives=30)
+    assert status == {"a": "platt", "b": "platt"}
     fresh_logits, fresh_labels = draw(40_000)
     for i in range(2):
         raw = calibration_ratio(
@@ -50,6 +51,40 @@ def test_platt_scaling_recalibrates_shifted_logits_on_fresh_data() -> None:
         )
         assert raw > 1.5 and abs(cal - 1) < 0.03
     assert torch.allclose(scale, torch.full((2,), 1 / 0.6), rtol=0.05)
+
+
+def test_platt_falls_back_to_raw_scores_on_too_few_positives_or_a_reversing_slope() -> None:
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(4000, 3, generator=gen)
+    labels = torch.zeros(4000, 3)
+    labels[0, 0] = 1.0  # one positive: a fit would be a constant or noise
+    labels[:, 1] = (logits[:, 1] < -1.0).float()  # the ranking is reversed on this head
+    labels[:, 2] = (torch.rand(4000, generator=gen) < torch.sigmoid(logits[:, 2])).float()
+    scale, bias, status = fit_platt(
+        logits, labels, torch.ones(4000), ("one", "reversed", "fine"), min_positives=30
+    )
+    assert status["one"].startswith("raw: 1 held-out positives")
+    assert status["reversed"].startswith("raw: fitted slope")
+    assert status["fine"] == "platt"
+    assert scale[:2].tolist() == [1.0, 1.0] and bias[:2].tolist() == [0.0, 0.0]
+    assert 0.8 < scale[2] < 1.2
+
+
+def test_a_feature_constant_in_training_cannot_produce_extreme_inputs_at_serving() -> None:
+    arch = Architecture(2, 0, ("click",), 11, 2, (8,), 2, (4,), (4,), 0.0)
+    torch.manual_seed(0)
+    model = MMoERanker(arch).eval()
+    gen = torch.Generator().manual_seed(3)
+    train = torch.stack([torch.randn(500, generator=gen), torch.zeros(500)], dim=1)
+    model.set_normalization(train, torch.ones(500))
+    assert model.dense_active.tolist() == [1.0, 0.0]
+    serving = torch.tensor([[0.3, 0.0], [0.3, 7.0], [1e9, 1e9]])
+    inputs = model.normalize(serving)
+    assert inputs.abs().max() <= arch.dense_clip
+    assert inputs[1, 1] == 0.0  # the feature never varied in training: ignored, not amplified
+    probs = torch.sigmoid(model(serving, torch.zeros((3, 0), dtype=torch.long)))
+    assert probs[0] == probs[1]
+    assert ((probs > 1e-4) & (probs < 1 - 1e-4)).all()
 
 
 def test_hashing_and_holdout_are_deterministic_and_per_request() -> None:

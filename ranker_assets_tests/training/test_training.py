@@ -16,8 +16,7 @@ from ranker_assets.training.data import TrainingDataError
 from ranker_assets.training.pipeline import TrainedRanker, train_partition
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.tracking import CHAMPION
-from ranker_assets_tests.conftest import SEED, START
-from ranker_assets_tests.training.conftest import DAYS, TrainingWorld
+from ranker_assets_tests.conftest import DAYS, SEED, START, TrainingWorld
 
 pytestmark = pytest.mark.spark
 TAGS = {"dagster_run_id": "test-run"}

@@ -1,0 +1,333 @@
+"""The deploy gate end to end (real Delta, MLflow on sqlite, trainer): what serves, and why.
+
+One module-scoped story on a copy of the training lake, in order: a first ranker is promoted
+on absolute gates; an all-clicked day is stopped by data validation (health, then shift once
+accepted); shuffled clicks are trained but stopped by the gates, and the champion stays; a good
+retrain is promoted over them; rollback restores the previous pair; a kill between the two
+registrations leaves nothing deployable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pyarrow as pa
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ranker_assets.cli import main
+from ranker_assets.closed_loop import serving_policy
+from ranker_assets.config import HeadGates, RankerConfig
+from ranker_assets.deployment import (
+    DEPLOYMENTS,
+    Decision,
+    NotDeployable,
+    alias_pair,
+    complete_pair,
+    deploy_day,
+    rollback,
+)
+from ranker_assets.evaluation.data_validation import DataValidationError
+from ranker_assets.evaluation.gates import judge
+from ranker_assets.evaluation.report import ValidationReport, store_report, validate_challenger
+from ranker_assets.lake import Lake
+from ranker_assets.sampling.config import SAMPLED_TABLE
+from ranker_assets.sampling.health import dataset_health
+from ranker_assets.sampling.run import HEALTH
+from ranker_assets.training.pipeline import train_partition
+from ranker_assets.training.tracking import CHAMPION, PREVIOUS, raw_name
+from ranker_assets.world.holdout import HoldoutScorer
+from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets_tests.conftest import DAYS, SEED, START, TrainingWorld
+
+pytestmark = pytest.mark.spark
+D1, D2, D3 = DAYS
+TAGS = {"dagster_run_id": "test"}
+
+
+def _poison(lake: Lake, spark, config: str, mutate) -> None:
+    """Copy legacy's sampled D1 (clean) and D2 (mutated) to `config`; health by the real code."""
+    for day in (D1, D2):
+        table = lake.read(SAMPLED_TABLE, [day], config="legacy")
+        if day == D2:
+            table = mutate(table)
+        table = table.set_column(
+            table.schema.get_field_index("config"), "config", pa.array([config] * table.num_rows)
+        )
+        lake.replace_partition(SAMPLED_TABLE, table, {"config": config, "ds": day})
+        frame = spark.createDataFrame(table.drop_columns(["config", "ds"]).to_pandas())
+        health = dataset_health(frame, frame, 1.0)
+        lake.replace_partition(
+            HEALTH, health.to_row(config, day, "test", "poisoned"), {"config": config, "ds": day}
+        )
+
+
+def _all_clicked(table: pa.Table) -> pa.Table:
+    clicked = np.where(table["impressed"].to_numpy(), 1, table["click"].to_numpy())
+    return table.set_column(
+        table.schema.get_field_index("click"), "click", pa.array(clicked.astype(np.int8))
+    )
+
+
+def _shuffled_clicks(table: pa.Table) -> pa.Table:
+    """Clicks moved to random shown impressions: a row of weight w stands for w impressions, so
+    each weight group gets its share of the clicks, and the weighted click rate stays."""
+    click = np.zeros(table.num_rows, dtype=np.int8)
+    weight, shown = table["weight"].to_numpy(), table["impressed"].to_numpy()
+    clicks = float((weight * table["click"].to_numpy())[shown].sum())
+    mass = float(weight[shown].sum())
+    rng = np.random.default_rng(0)
+    for w in np.unique(weight[shown]):
+        rows = np.flatnonzero(shown & (weight == w))
+        n = round(clicks * (w * len(rows) / mass) / w)
+        click[rng.choice(rows, size=min(n, len(rows)), replace=False)] = 1
+    return table.set_column(table.schema.get_field_index("click"), "click", pa.array(click))
+
+
+@dataclass
+class Story:
+    cfg: RankerConfig
+    lake: Lake
+    client: MlflowClient
+    name: str
+    landing: Path
+    first: ValidationReport
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    blocked: dict[str, str] = field(default_factory=dict)
+    reports: dict[str, ValidationReport] = field(default_factory=dict)
+    champions: dict[str, str] = field(default_factory=dict)
+
+
+def _train_and_validate(
+    story: Story, ds: str, config: str, cfg: RankerConfig | None = None
+) -> ValidationReport:
+    trained = train_partition(story.lake, cfg or story.cfg, ds, config, f"hash-{config}", TAGS)
+    pair = complete_pair(story.client, story.name, trained.registered.version)
+    report, _, _ = validate_challenger(
+        story.lake,
+        story.cfg,
+        story.name,
+        ds,
+        config,
+        pair,
+        alias_pair(story.client, story.name),
+        landing=story.landing,
+    )
+    store_report(story.lake, report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactory, spark) -> Story:
+    root = tmp_path_factory.mktemp("deploy")
+    shutil.copytree(training_world.lake.root, root / "lake")
+    base = training_world.cfg
+    cfg = base.model_copy(
+        update={
+            "model": base.model.model_copy(update={"window_days": 1}),
+            "mlflow": base.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{root}/mlflow.db"}
+            ),
+            "evaluation": base.evaluation.model_copy(update={"bootstrap_samples": 100}),
+            "gates": base.gates.model_copy(
+                update={"serving": base.gates.serving.model_copy(update={"latency_requests": 20})}
+            ),
+        }
+    )
+    lake, name = Lake(str(root / "lake")), cfg.mlflow.registered_model
+    mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
+    client = MlflowClient()
+    s = Story(cfg, lake, client, name, training_world.landing, first=None)  # type: ignore[arg-type]
+    s.first = _train_and_validate(s, D1, "legacy")
+    s.decisions["first"] = deploy_day(lake, client, name, D1, "repin")
+    s.champions["after first"] = alias_pair(client, name).version
+
+    _poison(lake, spark, "allclicked", _all_clicked)
+    with pytest.raises(DataValidationError) as health:
+        train_partition(lake, cfg, D2, "allclicked", "h", TAGS)
+    s.blocked["health"] = str(health.value)
+    accepted = cfg.model_copy(
+        update={"gates": cfg.gates.model_copy(update={"accepted_unhealthy_days": (D2,)})}
+    )
+    with pytest.raises(DataValidationError) as shift:
+        train_partition(lake, accepted, D2, "allclicked", "h", TAGS)
+    s.blocked["shift"] = str(shift.value)
+
+    # Its click ratio per row moved (health) but not its weighted rate (shift): once a reviewer
+    # accepts the day, only the gates stand between it and serving.
+    _poison(lake, spark, "shuffled", _shuffled_clicks)
+    s.reports["shuffled"] = _train_and_validate(s, D2, "shuffled", accepted)
+    s.decisions["shuffled"] = deploy_day(lake, client, name, D2, "repin")
+    s.champions["after shuffled"] = alias_pair(client, name).version
+
+    s.reports["legacy"] = _train_and_validate(s, D2, "legacy")
+    s.decisions["retrain"] = deploy_day(lake, client, name, D2, "repin")
+    s.champions["after retrain"] = alias_pair(client, name).version
+    s.decisions["rollback"] = rollback(lake, client, name)
+    return s
+
+
+def test_a_first_ranker_is_promoted_on_absolute_gates_alone(story: Story) -> None:
+    report, decision = story.first, story.decisions["first"]
+    assert report.passed and report.headline().startswith("PASS")
+    assert "only absolute gates" in report.markdown().splitlines()[0]
+    assert {g.family for g in report.gates} == {
+        "absolute",
+        "calibration",
+        "model_sanity",
+        "serving",
+    }
+    assert decision.action == "promote" and decision.champion_version == report.challenger.version
+    assert decision.champion_raw_version == report.challenger.raw_version
+    # Off-policy values on the day's randomized traffic, the simulator's truth beside them.
+    assert set(report.ope["estimator"]) == {"ips", "snips"}
+    assert report.ope["truth"].between(0, 3).all() and (report.ope["matched_rows"] > 0).all()
+
+
+def test_an_all_clicked_day_is_stopped_by_health_then_by_shift_before_training(
+    story: Story,
+) -> None:
+    assert f"{D2}: dataset_health of 'allclicked' failed" in story.blocked["health"]
+    assert "click positive ratio moved" in story.blocked["health"]
+    assert f"{D2}: label click rate moved" in story.blocked["shift"]
+    assert "dataset_health" not in story.blocked["shift"]  # accepted by config
+
+
+def test_shuffled_clicks_train_but_fail_the_gates_and_the_champion_stays(story: Story) -> None:
+    report = story.reports["shuffled"]
+    assert not report.passed
+    assert report.headline().startswith("FAIL (") and "no_regression" in report.headline()
+    failed = {g.name for g in report.failed()}
+    assert "auc click challenger - champion" in failed
+    assert story.decisions["shuffled"].action == "reject"
+    assert "shuffled" in story.decisions["shuffled"].reasons
+    assert story.champions["after shuffled"] == story.champions["after first"]
+
+
+def test_a_good_retrain_is_promoted_over_failed_challengers_and_previous_is_kept(
+    story: Story,
+) -> None:
+    report, decision = story.reports["legacy"], story.decisions["retrain"]
+    assert report.passed, report.markdown()
+    assert report.champion is not None and "no_regression" in {g.family for g in report.gates}
+    assert decision.action == "promote" and decision.config == "legacy"
+    assert "shuffled" in decision.reasons  # why the other config lost
+    assert decision.previous_version == story.champions["after first"]
+    assert story.champions["after retrain"] == report.challenger.version
+
+
+def test_rollback_restores_the_previous_pair_and_every_decision_is_recorded(
+    story: Story,
+) -> None:
+    client, name = story.client, story.name
+    first, retrain = story.first.challenger, story.reports["legacy"].challenger
+    champion = client.get_model_version_by_alias(name, CHAMPION)
+    raw_champion = client.get_model_version_by_alias(raw_name(name), CHAMPION)
+    assert (str(champion.version), str(raw_champion.version)) == (first.version, first.raw_version)
+    previous = client.get_model_version_by_alias(raw_name(name), PREVIOUS)
+    assert str(previous.version) == retrain.raw_version
+    history = story.lake.read(DEPLOYMENTS).to_pandas().sort_values("decided_at")
+    assert history["action"].tolist() == ["promote", "reject", "promote", "rollback"]
+
+
+def test_changing_a_threshold_in_config_changes_the_decision(story: Story) -> None:
+    report = story.reports["legacy"]
+    strict = story.cfg.gates.model_copy(update={"default": HeadGates(min_auc=0.95)})
+    args = (report.metrics, {h: {"nan_share": 0.0, "score_std": 1.0} for h in report.heads})
+    serving = report.serving
+    assert all(g.passed for g in judge(*args, serving, story.cfg.gates, report.heads, True))
+    failed = [g for g in judge(*args, serving, strict, report.heads, True) if not g.passed]
+    assert {g.family for g in failed} == {"absolute"} and len(failed) == len(report.heads)
+
+
+def test_the_rollback_command_serves_a_named_pair_and_refuses_a_half_made_one(
+    story: Story, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    retrain = story.reports["legacy"].challenger
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", story.cfg.mlflow.resolved_uri())
+    args = ["rollback", "--lake", story.lake.root]
+    assert main([*args, "--to", retrain.version]) == 0
+    assert (
+        f"champion is now v{retrain.version} (raw v{retrain.raw_version})"
+        in capsys.readouterr().out
+    )
+    assert alias_pair(story.client, story.name).version == retrain.version
+    assert main([*args, "--to", "999"]) == 1
+    assert "does not exist" in capsys.readouterr().out
+    history = story.lake.read(DEPLOYMENTS).to_pandas()
+    assert history["action"].tolist().count("rollback") == 2
+
+
+def test_the_simulated_world_is_served_by_the_champion_with_a_holdout_on_previous(
+    story: Story,
+) -> None:
+    champion = alias_pair(story.client, story.name)
+    previous = alias_pair(story.client, story.name, PREVIOUS)
+    policy = serving_policy(story.cfg, story.client)
+    assert isinstance(policy, HoldoutScorer)
+    assert policy.main.name == f"champion v{champion.version}"
+    assert policy.holdout.name == f"previous v{previous.version}"
+    (day,) = simulate_to_landing(
+        story.cfg.world,
+        story.cfg.logging,
+        story.landing.parent / "loop",
+        START,
+        1,
+        500,
+        SEED,
+        policy,
+    )
+    assert day.arms is not None
+    assert day.arms["champion"]["requests"] > day.arms["previous"]["requests"] > 0
+
+
+KILL_BETWEEN_REGISTRATIONS = """
+import json, os, signal, sys
+import mlflow
+from ranker_assets.config import RankerConfig
+from ranker_assets.lake import Lake
+from ranker_assets.training.pipeline import train_partition
+
+cfg = RankerConfig.model_validate_json(os.environ["CFG"])
+register = mlflow.register_model
+calls = []
+
+def register_then_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the calibrated model is registered; die before its raw twin
+        os.kill(os.getpid(), signal.SIGKILL)
+    return register(*args, **kwargs)
+
+mlflow.register_model = register_then_die
+train_partition(Lake(sys.argv[1]), cfg, sys.argv[2], "legacy", "h", {"dagster_run_id": "kill"})
+"""
+
+
+def test_a_kill_between_the_two_registrations_leaves_nothing_deployable(story: Story) -> None:
+    client, name = story.client, story.name
+    before = {str(mv.version) for mv in client.search_model_versions(f"name = '{name}'")}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_BETWEEN_REGISTRATIONS, story.lake.root, D1],
+        env={**os.environ, "CFG": story.cfg.model_dump_json()},
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    (half,) = {str(mv.version) for mv in client.search_model_versions(f"name = '{name}'")} - before
+    with pytest.raises(NotDeployable, match="half made"):
+        complete_pair(client, name, half)
+    run_id = client.get_model_version(name, half).run_id
+    assert client.get_run(run_id).info.status == "RUNNING"  # nobody ended it
+    # The next training ends the dead run and removes the half-made version before registering.
+    fresh = train_partition(story.lake, story.cfg, D1, "legacy", "h", TAGS).registered
+    assert client.get_run(run_id).info.status == "KILLED"
+    remaining = {str(mv.version) for mv in client.search_model_versions(f"name = '{name}'")}
+    assert half not in remaining and fresh.version in remaining
+    assert complete_pair(client, name, fresh.version).raw_version == fresh.raw_version
