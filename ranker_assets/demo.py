@@ -96,11 +96,8 @@ class Demo:
     def validate_and_deploy(self, row: DayRow) -> None:
         """The ranker ending `row.ds` against the champion on the next day, then the gate."""
         report = _metadata(self.run(["validation_report"], self.key(row.ds)), "validation_report")
-        text = str(report.get("report", ""))
         row.aucs = " ".join(
-            f"{line.split('|')[3].strip()}"
-            for line in text.splitlines()
-            if line.startswith("| ") and "| auc |" in line
+            f"{report.get(f'auc_{h}', float('nan')):.4f}" for h in self.cfg.model.heads
         )
         decision = _metadata(self.run(["deployed_ranker"], row.ds), "deployed_ranker")
         row.gate = "PASS" if report.get("passed") else "FAIL"

@@ -62,6 +62,7 @@ def build_validation_assets(
                 "challenger_version": challenger.version,
                 "champion_version": champion.version if champion else "none",
                 "eval_day": report.eval_day,
+                **{f"auc_{h}": round(report.auc(h), 4) for h in report.heads},
                 "rows": report.rows,
                 "mlflow_run": dg.MetadataValue.url(
                     run_url(uri, client.get_model_version(name, challenger.version).run_id)

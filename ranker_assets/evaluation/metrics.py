@@ -51,15 +51,20 @@ def log_loss(labels: np.ndarray, probs: np.ndarray, weights: np.ndarray | None =
     return float(-(w * (y * np.log(p) + (1 - y) * np.log(1 - p))).sum() / w.sum())
 
 
-def top_k_mask(request_codes: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """Per row: is it among the k best-scored rows of its request (ties by row order)?"""
+def ranks_within(request_codes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each row's rank (0 = best score) within its request; ties keep row order."""
     order = np.lexsort((-np.asarray(scores, dtype=np.float64), request_codes))
     codes = request_codes[order]
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    rank_sorted = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    sorted_rank = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
     rank = np.empty(len(codes), dtype=np.int64)
-    rank[order] = rank_sorted
-    return rank < k
+    rank[order] = sorted_rank
+    return rank
+
+
+def top_k_mask(request_codes: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row: is it among the k best-scored rows of its request?"""
+    return ranks_within(request_codes, scores) < k
 
 
 def hit_at_k(

@@ -19,19 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ranker_assets.evaluation.metrics import top_k_mask
+from ranker_assets.evaluation.metrics import ranks_within
 from ranker_assets.evaluation.offline import request_multipliers
-
-
-def model_ranks(request_codes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Each row's rank (0 = top) within its request when ordered by `scores`."""
-    order = np.lexsort((-np.asarray(scores, dtype=np.float64), request_codes))
-    codes = request_codes[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    sorted_rank = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
-    rank = np.empty(len(codes), dtype=np.int64)
-    rank[order] = sorted_rank
-    return rank
 
 
 def slate_estimates(
@@ -50,7 +39,7 @@ def slate_estimates(
     """
     codes = pd.factorize(logged["request_id"])[0]
     n_req = int(codes.max()) + 1 if len(codes) else 0
-    rank = model_ranks(codes, scores)
+    rank = ranks_within(codes, scores)
     position = logged["position"].to_numpy()
     matched = (rank < k) & (position == rank)
     iw = np.where(matched, 1.0 / logged["propensity"].to_numpy(dtype=np.float64), 0.0)
@@ -87,8 +76,3 @@ def slate_estimates(
                 }
             )
     return pd.DataFrame(rows)
-
-
-def top_k_of(logged: pd.DataFrame, scores: np.ndarray, k: int) -> np.ndarray:
-    """Rows a model would put in its top k (for truth lookups and plots)."""
-    return top_k_mask(pd.factorize(logged["request_id"])[0], scores, k)

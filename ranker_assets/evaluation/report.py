@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from ranker_assets.evaluation.plots import auc_by_slice, calibration_curves
 from ranker_assets.lake import Lake
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.tracking import load_registered, raw_name
+from ranker_assets.world.truth import slate_truth
 
 METRICS_TABLE = "validation_metrics"
 EXAMPLES = "training_examples"
@@ -124,7 +125,6 @@ class ValidationReport:
     rows: int
     requests: int
     heads: tuple[str, ...]
-    plots: list[Path] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -145,6 +145,10 @@ class ValidationReport:
             return f"PASS: {who} may replace {against}; validated on {self.eval_day}"
         families = sorted({g.family for g in self.failed()})
         return f"FAIL ({', '.join(families)}): {who} against {against} on {self.eval_day}"
+
+    def auc(self, head: str) -> float:
+        """The challenger's AUC of `head` on the evaluation day (all rows)."""
+        return float(self._metric(CHALLENGER, head, "auc")["value"])
 
     def _metric(self, model: str, head: str, metric: str, slice_: str = ALL) -> pd.Series | None:
         m = self.metrics
@@ -243,7 +247,7 @@ class ValidationReport:
             "report": self.markdown(),
         }
         for head in self.heads:
-            row[f"auc_{head}"] = float(self._metric(CHALLENGER, head, "auc")["value"])
+            row[f"auc_{head}"] = self.auc(head)
         return pa.table({k: [v] for k, v in row.items()})
 
     def metrics_table(self) -> pa.Table:
@@ -310,8 +314,6 @@ def validate_challenger(
         )
         true_value = {}
         if truth is not None and truth["p_examine"].notna().all():
-            from ranker_assets.world.truth import slate_truth  # only simulated days have truth
-
             true_value = slate_truth(truth, served, heads, e.top_k, cfg.world)
         ope_parts.append(ope.assign(model=label, truth=ope["head"].map(true_value).astype(float)))
     metrics = compare_models(impressed, scores, heads, cfg.evaluation, cfg.gates.min_positives)

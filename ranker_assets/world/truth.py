@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ranker_assets.config import WorldConfig
-from ranker_assets.evaluation.off_policy import model_ranks
+from ranker_assets.evaluation.metrics import ranks_within
 
 
 def slate_truth(
@@ -28,7 +28,7 @@ def slate_truth(
     """
     codes = pd.factorize(truth["request_id"])[0]
     n_req = int(codes.max()) + 1 if len(codes) else 0
-    rank = model_ranks(codes, scores)
+    rank = ranks_within(codes, scores)
     position = truth["position"].to_numpy()
     # The examination curve of each request, read at the logged slot j (it depends on slot only).
     examine = np.zeros((n_req, k))

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from ranker_assets.config import EVENT_TYPES
-from ranker_assets.evaluation.off_policy import model_ranks, slate_estimates
+from ranker_assets.evaluation.metrics import ranks_within
+from ranker_assets.evaluation.off_policy import slate_estimates
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
@@ -91,7 +92,7 @@ def test_ranks_are_per_request_and_ips_counts_only_matching_slots() -> None:
         }
     )
     scores = np.array([0.9, 0.5, 0.1, 0.9, 0.5, 0.1])
-    assert model_ranks(np.array([0, 0, 0, 1, 1, 1]), scores).tolist() == [0, 1, 2, 0, 1, 2]
+    assert ranks_within(np.array([0, 0, 0, 1, 1, 1]), scores).tolist() == [0, 1, 2, 0, 1, 2]
     est = slate_estimates(logged, scores, ("click",), 1, 20, 0.9, 0).set_index("estimator")
     # Request 1 matches slot 0 (click, weight 3); request 2 shows its top item at slot 2: no match.
     assert est.loc["ips", "value"] == pytest.approx(3 * 1 / 2)
