@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import pandas as pd
 
-from ranker_assets.config import EVENT_TYPES, RankerConfig
+from ranker_assets.config import RankerConfig
 from ranker_assets.evaluation.metrics import weighted_auc
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.traffic import simulate_day
+from ranker_assets.world.truth import candidates_frame
 
 
 def replay_day(cfg: RankerConfig, seed: int, day: date, requests: int) -> pd.DataFrame:
@@ -34,16 +34,8 @@ def replay_day(cfg: RankerConfig, seed: int, day: date, requests: int) -> pd.Dat
         HeuristicScorer(),
         1.0,
     )
-    shown = served.impressed
-    frame = pd.DataFrame({name: values[shown] for name, values in served.features.items()})
-    for code, name in enumerate(EVENT_TYPES[1:], start=1):
-        hit = np.zeros(served.pin_id.shape, dtype=bool)
-        sel = served.event_type == code
-        hit[served.event_request[sel], served.event_slot[sel]] = True
-        frame[name] = hit[shown].astype(np.int8)
-    for name, values in served.truth.items():
-        frame[name] = values[shown]
-    return frame
+    frame = candidates_frame(served)
+    return frame[frame["impressed"]].reset_index(drop=True)
 
 
 def replay_aucs(

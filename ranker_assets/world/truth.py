@@ -14,8 +14,32 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ranker_assets.config import WorldConfig
+from ranker_assets.config import EVENT_TYPES, WorldConfig
 from ranker_assets.evaluation.metrics import ranks_within
+from ranker_assets.world.traffic import ServedDay
+
+
+def candidates_frame(served: ServedDay) -> pd.DataFrame:
+    """Every served candidate of a day, one row each: request, position, propensity, observed
+    features, the engagements that happened (0/1 per type) and the hidden probabilities."""
+    n, c = served.pin_id.shape
+    frame = pd.DataFrame(
+        {
+            "request_id": np.repeat(served.request_id, c),
+            "position": served.position.ravel(),
+            "propensity": served.propensity.ravel(),
+            "impressed": served.impressed.ravel(),
+            **{name: values.ravel() for name, values in served.features.items()},
+        }
+    )
+    for code, name in enumerate(EVENT_TYPES[1:], start=1):
+        hit = np.zeros((n, c), dtype=bool)
+        sel = served.event_type == code
+        hit[served.event_request[sel], served.event_slot[sel]] = True
+        frame[name] = hit.ravel().astype(np.int8)
+    for name, values in served.truth.items():
+        frame[name] = values.ravel()
+    return frame
 
 
 def slate_truth(

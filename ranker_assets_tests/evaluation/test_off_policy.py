@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ranker_assets.config import EVENT_TYPES
 from ranker_assets.evaluation.metrics import ranks_within
 from ranker_assets.evaluation.off_policy import slate_estimates
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.traffic import simulate_day
-from ranker_assets.world.truth import slate_truth
+from ranker_assets.world.truth import candidates_frame, slate_truth
 from ranker_assets_tests.conftest import SEED, small_config
 
 HEADS = ("closeup", "click", "repin", "long_click")
@@ -29,21 +28,7 @@ def randomized_day(day: date, requests: int) -> tuple[pd.DataFrame, np.ndarray]:
     served = simulate_day(
         world, pop, day_state(world, pop, SEED, day), SEED, day, requests, HeuristicScorer(), 1.0
     )
-    n, c = served.pin_id.shape
-    frame = pd.DataFrame(
-        {
-            "request_id": np.repeat(served.request_id, c),
-            "position": served.position.ravel(),
-            "propensity": served.propensity.ravel(),
-        }
-    )
-    for code, name in enumerate(EVENT_TYPES[1:], start=1):
-        hit = np.zeros((n, c), dtype=bool)
-        sel = served.event_type == code
-        hit[served.event_request[sel], served.event_slot[sel]] = True
-        frame[name] = hit.ravel().astype(np.int8)
-    for name, values in served.truth.items():
-        frame[name] = values.ravel()
+    frame = candidates_frame(served)
     return frame, HeuristicScorer().score(served.features).ravel()
 
 
