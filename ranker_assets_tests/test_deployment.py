@@ -171,6 +171,19 @@ def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactor
     s.decisions["retrain"] = deploy_day(lake, client, name, D2, "repin")
     s.champions["after retrain"] = alias_pair(client, name).version
     s.decisions["rollback"] = rollback(lake, client, name)
+
+    # A click-only ranker with a tiny holdout: too few clicks to fit Platt on.
+    click_only = cfg.model_copy(
+        update={
+            "model": cfg.model.model_copy(update={"heads": ("click",), "holdout_share": 0.01}),
+            "gates": cfg.gates.model_copy(update={"primary_head": "click"}),
+        }
+    )
+    trained = train_partition(lake, click_only, D2, "legacy", "h", TAGS)
+    pair = complete_pair(client, name, trained.registered.version)
+    s.reports["click only"], _, _ = validate_challenger(
+        lake, click_only, name, D2, "legacy", pair, alias_pair(client, name), s.landing
+    )
     return s
 
 
@@ -235,6 +248,18 @@ def test_rollback_restores_the_previous_pair_and_every_decision_is_recorded(
     assert str(previous.version) == retrain.raw_version
     history = story.lake.read(DEPLOYMENTS).to_pandas().sort_values("decided_at")
     assert history["action"].tolist() == ["promote", "reject", "promote", "rollback"]
+
+
+def test_calibration_on_too_few_positives_falls_back_to_raw_scores_and_says_so(
+    story: Story,
+) -> None:
+    report = story.reports["click only"]
+    assert report.calibration["click"].startswith("raw: ")
+    assert "held-out positives < 30" in report.calibration["click"]
+    assert "click raw: " in report.markdown()
+    # The served model ranks like the raw one (no constant, no reversal): its AUC is sound.
+    assert report.auc("click") > 0.65
+    assert all(g.passed for g in report.gates if g.family == "model_sanity")
 
 
 def test_changing_a_threshold_in_config_changes_the_decision(story: Story) -> None:
