@@ -30,6 +30,7 @@ from pandera.errors import SchemaErrors
 from ranker_assets.config import FeatureSpec
 from ranker_assets.hybrid_logging import contract
 from ranker_assets.hybrid_logging.landing import day_files
+from ranker_assets.lake import PARTITION, Lake
 
 QUARANTINE_SCHEMA = pa_arrow.schema(
     [
@@ -75,6 +76,7 @@ class IngestResult:
     rows_in: int
     duplicates: int
     bytes_in: int
+    files: int
 
     @property
     def kept(self) -> int:
@@ -95,19 +97,28 @@ class IngestResult:
         return {k: int(v) for k, v in label.value_counts().sort_index().items()}
 
 
-def _parse_jsonl_fast(path: Path) -> pd.DataFrame | None:
+def _parse_jsonl_fast(path: Path, int_columns: Iterable[str] = ()) -> pd.DataFrame | None:
     """Arrow's multithreaded JSON reader for a clean file; None sends the file to the careful
-    line-by-line parser (a malformed line, a non-object, a blank line or a type conflict)."""
+    line-by-line parser (invalid UTF-8, a malformed line, a non-object, a blank line, a type
+    conflict, or an integer column Arrow read as floating point, which rounds big values)."""
     data = path.read_bytes()
-    text = data.decode("utf-8", errors="replace")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
     lines = text.removesuffix("\n").split("\n") if text else []
     if not lines or any(not line.strip() for line in lines):
         return None
     try:
         table = pa_json.read_json(io.BytesIO(data))
-    except (pa_arrow.ArrowInvalid, pa_arrow.ArrowNotImplementedError):
+    except pa_arrow.ArrowException:
         return None
     if table.num_rows != len(lines) or any(pa_arrow.types.is_nested(t) for t in table.schema.types):
+        return None
+    if any(
+        c in table.column_names and not pa_arrow.types.is_integer(table.schema.field(c).type)
+        for c in int_columns
+    ):
         return None
     df = table.to_pandas()
     df["_source_file"] = str(path)
@@ -121,7 +132,12 @@ def _parse_jsonl_careful(path: Path, malformed: list[dict[str, object]]) -> pd.D
     records: list[dict[str, object]] = []
     with path.open("rb") as f:
         for n, line in enumerate(f, start=1):
-            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            try:
+                text = line.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError as err:
+                text = line.decode("utf-8", errors="backslashreplace").rstrip("\n")
+                malformed.append(_qrow(path, n, "invalid_utf8", None, text, str(err)))
+                continue
             if not text.strip():
                 continue
             try:
@@ -138,25 +154,41 @@ def _parse_jsonl_careful(path: Path, malformed: list[dict[str, object]]) -> pd.D
 
 
 def _read_jsonl(
-    files: Iterable[Path], fast: bool = True
+    files: Iterable[Path], fast: bool = True, int_columns: Iterable[str] = ()
 ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
     """Parse JSON lines, fast when a file is clean; malformed lines are quarantined, not fatal."""
     malformed: list[dict[str, object]] = []
     frames = []
+    int_columns = list(int_columns)
     for path in files:
-        df = _parse_jsonl_fast(path) if fast else None
+        df = _parse_jsonl_fast(path, int_columns) if fast else None
         frames.append(df if df is not None else _parse_jsonl_careful(path, malformed))
     frames = [f for f in frames if not f.empty]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), malformed
 
 
-def _read_parquet(files: Iterable[Path]) -> pd.DataFrame:
+class IngestionError(ValueError):
+    """The day cannot be ingested as landed (nothing is committed); names the file and column."""
+
+
+def _read_parquet(files: Iterable[Path], required: Iterable[str]) -> pd.DataFrame:
+    """Parquet files as one frame; a file without a required column fails the whole day."""
     frames = []
+    required = list(required)
     for path in files:
         try:
-            df = pq.read_table(path).to_pandas()
-        except (OSError, pa_arrow.ArrowInvalid) as err:
-            raise ValueError(f"unreadable parquet file in the landing zone: {path}: {err}") from err
+            table = pq.read_table(path)
+        except (OSError, pa_arrow.ArrowException) as err:
+            raise IngestionError(
+                f"unreadable parquet file in the landing zone: {path}: {err}"
+            ) from err
+        missing = [c for c in required if c not in table.column_names]
+        if missing:
+            raise IngestionError(
+                f"{path}: required column(s) {missing} missing (see docs/log_contract.md; "
+                "a dense or categorical feature must be logged under the name the config gives)"
+            )
+        df = table.to_pandas()
         df["_source_file"] = str(path)
         df["_row_number"] = np.arange(1, len(df) + 1)
         df["_raw"] = None
@@ -183,24 +215,33 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
         )
     kind = values.dtype.kind
     if dtype.startswith(("int", "float")):
-        if kind in "iuf":  # typed by the reader: no per-value checks needed
-            num = values
-        else:
-            num = pd.to_numeric(values.where(values.map(_is_number)), errors="coerce")
+        # Typed by the reader, or checked per value (Python ints of any size stay exact).
+        num = values if kind in "iuf" else values.where(values.map(_is_number))
         if dtype.startswith("int"):
-            num = num.where(np.isfinite(num.astype("float64")) & (num == np.round(num)))
-        return num
+            info = np.iinfo(dtype)
+            exact = num.map(_exact_int, na_action="ignore")
+            in_range = exact.map(lambda v: v is not None and info.min <= v <= info.max)
+            return pd.to_numeric(exact.where(in_range.fillna(False).astype(bool)), errors="coerce")
+        return pd.to_numeric(num, errors="coerce")
     if dtype == "bool":
         if kind == "b":
             return values
         return values.where(values.map(lambda v: isinstance(v, bool | np.bool_)))
-    if kind == "O":  # .str.len() is NaN for anything that is not a string
-        return values.where(values.str.len().notna())
+    if kind == "O":  # only real strings: a JSON list or object is not text
+        return values.where(values.map(lambda v: isinstance(v, str)))
     return values.where(pd.Series(False, index=values.index))
 
 
 def _is_number(v: object) -> bool:
     return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def _exact_int(v: object) -> int | None:
+    """The integer a number stands for exactly, or None (fractions, NaN, inf)."""
+    if isinstance(v, int | np.integer):
+        return int(v)
+    f = float(v)
+    return int(f) if np.isfinite(f) and f == np.round(f) else None
 
 
 def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -224,7 +265,17 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
         present = raw.notna()
         flag(~present, "missing_value", name, "null or absent")
         cast = _coerce(raw, str(col.dtype))
-        flag(present & cast.isna(), "wrong_type", name, f"expected {col.dtype}")
+        flag(
+            present & cast.isna(),
+            "wrong_type",
+            name,
+            f"expected a {col.dtype} scalar"
+            + (
+                f" in [{np.iinfo(str(col.dtype)).min}, {np.iinfo(str(col.dtype)).max}]"
+                if str(col.dtype).startswith("int")
+                else ""
+            ),
+        )
         typed[name] = cast
 
     # Value rules from the contract, on rows whose types are right.
@@ -287,9 +338,10 @@ def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
     bytes_in = sum(p.stat().st_size for p in files)
     malformed: list[dict[str, object]] = []
     if spec.name == "event_log":
-        df, malformed = _read_jsonl(files)
+        ints = [n for n, c in spec.schema.columns.items() if str(c.dtype).startswith("int")]
+        df, malformed = _read_jsonl(files, int_columns=ints)
     else:
-        df = _read_parquet(files)
+        df = _read_parquet(files, spec.schema.columns)
     if df.empty:
         df = pd.DataFrame(columns=[*spec.schema.columns, *_META])
     kept, quarantine, duplicates = screen(df, spec, ds)
@@ -303,4 +355,33 @@ def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
     q = pa_arrow.Table.from_pandas(
         quarantine.astype({"row_number": "int64"}), schema=QUARANTINE_SCHEMA, preserve_index=False
     )
-    return IngestResult(spec.name, ds, valid, q, len(df) + len(malformed), duplicates, bytes_in)
+    return IngestResult(
+        spec.name, ds, valid, q, len(df) + len(malformed), duplicates, bytes_in, len(files)
+    )
+
+
+QUARANTINE_TABLE = "quarantine"
+
+
+def commit_day(lake: Lake, result: IngestResult) -> int:
+    """Replace the day's partition with the kept rows, then its quarantine records.
+
+    Never replaces ingested rows with nothing: a day with no landed file, or whose every row
+    was rejected while rows of it are already in the lake, fails before any commit.
+    Returns the table version.
+    """
+    log, ds = result.log, result.ds
+    ingested = lake.read(log, [ds], columns=[PARTITION]).num_rows if lake.exists(log) else 0
+    if result.files == 0:
+        raise IngestionError(
+            f"no {log} files landed for ds={ds}"
+            + (f"; the {ingested:,} rows ingested before are kept" if ingested else "")
+        )
+    if result.kept == 0 and ingested:
+        raise IngestionError(
+            f"every one of the {result.rows_in:,} {log} rows landed for ds={ds} was rejected "
+            f"({result.reasons()}); the {ingested:,} rows ingested before are kept"
+        )
+    version = lake.replace_partition(log, result.valid, {PARTITION: ds})
+    lake.replace_partition(QUARANTINE_TABLE, result.quarantine, {"log": log, PARTITION: ds})
+    return version

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,17 +33,43 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction
 
+from ranker_assets.processes import alive, this_host
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 PARTITION = "ds"
+# Partition values reach Delta predicates as text: only plain names and dates are allowed.
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:+-]{1,128}$")
+_STAGING = "_write-"
+_ATTEMPTS = 6
+
+
+def _checked(key: str, value: str) -> str:
+    if not _SAFE_VALUE.fullmatch(str(value)):
+        raise ValueError(
+            f"partition value for {key} must be letters, digits and _.:+- only: {value!r}"
+        )
+    return str(value)
 
 
 def _predicate(partitions: dict[str, str]) -> str:
-    for key, value in partitions.items():
-        if "'" in value:
-            raise ValueError(f"partition value for {key} may not contain quotes: {value!r}")
-    return " AND ".join(f"{k} = '{v}'" for k, v in partitions.items())
+    return " AND ".join(f"{k} = '{_checked(k, v)}'" for k, v in partitions.items())
+
+
+def _retrying(what: str, commit: Callable[[], int]) -> int:
+    """Run a commit, again when a concurrent writer won the race (creating the table first, or
+    committing in between): each commit here replaces or adds whole files, so a retry against
+    the newer table version is the same operation."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return commit()
+        except (CommitFailedError, DeltaError) as err:
+            transient = isinstance(err, CommitFailedError) or "already exists" in str(err)
+            if not transient or attempt == _ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError(f"unreachable: {what}")
 
 
 @dataclass(frozen=True)
@@ -71,46 +100,46 @@ class Lake:
             col = data.column(key)
             if data.num_rows and not all(v == value for v in col.unique().to_pylist()):
                 raise ValueError(f"rows outside {key}={value} in data for {table}")
-        write_deltalake(
-            self.uri(table),
-            data,
-            mode="overwrite",
-            predicate=_predicate(partitions),
-            partition_by=list(partitions),
-            storage_options=self.storage_options or None,
-        )
-        return self.table(table).version()
+        predicate = _predicate(partitions)
 
-    def append(self, table: str, data: pa.Table, attempts: int = 5) -> int:
+        def commit() -> int:
+            write_deltalake(
+                self.uri(table),
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=list(partitions),
+                storage_options=self.storage_options or None,
+            )
+            return self.table(table).version()
+
+        return _retrying(f"replace {table} {partitions}", commit)
+
+    def append(self, table: str, data: pa.Table) -> int:
         """Append rows in one commit (history tables); returns the version.
 
         Appends commute, so a commit that lost a race (or a concurrent first write that created
         the table) is simply retried against the newer table.
         """
-        for attempt in range(attempts):
-            try:
-                write_deltalake(
-                    self.uri(table),
-                    data,
-                    mode="append",
-                    storage_options=self.storage_options or None,
-                )
-                return self.table(table).version()
-            except (CommitFailedError, DeltaError):
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+
+        def commit() -> int:
+            write_deltalake(
+                self.uri(table), data, mode="append", storage_options=self.storage_options or None
+            )
+            return self.table(table).version()
+
+        return _retrying(f"append to {table}", commit)
 
     def files(self, table: str, days: Sequence[str] | None = None, **eq: str) -> list[str]:
         """URIs of the committed data files of `days` (all days when None)."""
         dt = self.table(table)
         _check_readable(dt, table)
-        clauses = [f"{k} = '{v}'" for k, v in eq.items()]
+        clauses = [f"{k} = '{_checked(k, v)}'" for k, v in eq.items()]
         if days is not None:
             if not days:
                 return []
-            clauses.append("(" + " OR ".join(f"{PARTITION} = '{d}'" for d in days) + ")")
+            days_clause = " OR ".join(f"{PARTITION} = '{_checked(PARTITION, d)}'" for d in days)
+            clauses.append(f"({days_clause})")
         return dt.file_uris(file_pruning_predicate=" AND ".join(clauses) if clauses else None)
 
     def read(
@@ -193,7 +222,9 @@ class Lake:
         """
         _predicate(partitions)  # validates the values
         folder = "/".join(f"{k}={v}" for k, v in partitions.items())
-        staging = f"{self.uri(table)}/{folder}/_write-{uuid.uuid4().hex}"
+        self._clean_staging(table, folder)
+        writer = f"{this_host()}.{os.getpid()}"
+        staging = f"{self.uri(table)}/{folder}/{_STAGING}{writer}.{uuid.uuid4().hex}"
         df.drop(*partitions).write.mode("errorifexists").parquet(staging)
         fs, root = _filesystem(self.uri(table))
         listing = fs.get_file_info(pafs.FileSelector(_filesystem(staging)[1]))
@@ -222,21 +253,51 @@ class Lake:
             schema = df.drop(*partitions).limit(0).toArrow().schema
         part_fields = [pa.field(k, pa.string()) for k in partitions]
         full_schema = pa.schema([*_nullable(schema), *part_fields])
-        if not self.exists(table):
-            DeltaTable.create(
-                self.uri(table),
-                full_schema,
+
+        def commit() -> int:
+            if not self.exists(table):
+                DeltaTable.create(
+                    self.uri(table),
+                    full_schema,
+                    partition_by=list(partitions),
+                    mode="ignore",  # a concurrent first writer may have created it
+                    storage_options=self.storage_options or None,
+                )
+            self.table(table).create_write_transaction(
+                actions,
+                mode="overwrite",
+                schema=full_schema,
                 partition_by=list(partitions),
-                storage_options=self.storage_options or None,
+                partition_filters=[(k, "=", v) for k, v in partitions.items()],
             )
-        self.table(table).create_write_transaction(
-            actions,
-            mode="overwrite",
-            schema=full_schema,
-            partition_by=list(partitions),
-            partition_filters=[(k, "=", v) for k, v in partitions.items()],
-        )
-        return self.table(table).version(), rows
+            return self.table(table).version()
+
+        return _retrying(f"commit {table} {partitions}", commit), rows
+
+    def _clean_staging(self, table: str, folder: str) -> list[str]:
+        """Delete the staging folders a killed Spark write left in a partition: never referenced
+        by the Delta log, and written by a process of this host that no longer exists."""
+        fs, root = _filesystem(f"{self.uri(table)}/{folder}")
+        if fs.get_file_info(root).type != pafs.FileType.Directory:
+            return []
+        referenced = set()
+        if self.exists(table):
+            paths = pa.table(self.table(table).get_add_actions(flatten=True))["path"].to_pylist()
+            referenced = {p.split("/")[-2] for p in paths if p.startswith(folder + "/")}
+        removed = []
+        for info in fs.get_file_info(pafs.FileSelector(root)):
+            name = info.base_name
+            if not name.startswith(_STAGING) or name in referenced:
+                continue
+            host, _, rest = name.removeprefix(_STAGING).rpartition(".")[0].rpartition(".")
+            pid = int(rest) if rest.isdigit() else 0
+            if host == this_host() and not alive(pid):
+                if isinstance(fs, pafs.LocalFileSystem):
+                    shutil.rmtree(info.path, ignore_errors=True)
+                else:
+                    fs.delete_dir(info.path)
+                removed.append(name)
+        return removed
 
 
 def _nullable(schema: pa.Schema) -> list[pa.Field]:

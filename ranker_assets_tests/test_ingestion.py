@@ -6,9 +6,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from ranker_assets.hybrid_logging import landing
 from ranker_assets.ingestion import (
+    IngestionError,
     _parse_jsonl_fast,
     _read_jsonl,
     event_log_spec,
@@ -88,7 +90,7 @@ def test_every_kind_of_bad_event_is_quarantined_with_its_reason(tmp_path: Path) 
     assert result.valid.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
 
 
-def test_bad_feature_rows_are_quarantined_and_a_missing_column_names_itself(
+def test_bad_feature_rows_are_quarantined_and_a_missing_column_fails_the_day_by_name(
     tmp_path: Path, landed, cfg
 ) -> None:
     root, reports = landed
@@ -103,10 +105,8 @@ def test_bad_feature_rows_are_quarantined_and_a_missing_column_names_itself(
     pq.write_table(
         pa.Table.from_pandas(pd.concat([df, dup]), preserve_index=False), folder / "a.parquet"
     )
-    other = df.head(5).drop(columns=["pin_quality_score"])
-    other["request_id"] += 10**9
-    pq.write_table(pa.Table.from_pandas(other, preserve_index=False), folder / "b.parquet")
-    result = ingest_day(tmp_path, feature_log_spec(cfg.features), reports[1].ds)
+    spec = feature_log_spec(cfg.features)
+    result = ingest_day(tmp_path, spec, reports[1].ds)
     rules = [
         (r["source_file"][-9:], r["row_number"], r["rule"], r["column"])
         for r in result.quarantine.to_pylist()
@@ -114,12 +114,16 @@ def test_bad_feature_rows_are_quarantined_and_a_missing_column_names_itself(
     assert ("a.parquet", 4, "contract", "keep_rate") in rules
     assert ("a.parquet", 5, "outside_partition", "request_ts") in rules
     assert ("a.parquet", 6, "contract", "platform") in rules
-    # A file without a declared feature: every row of it is quarantined, naming the column.
-    assert [r for r in rules if r[0] == "b.parquet"] == [
-        ("b.parquet", n, "missing_value", "pin_quality_score") for n in range(1, 6)
-    ]
-    assert (result.rows_in, result.quarantined, result.duplicates) == (46, 8, 1)
+    assert (result.rows_in, result.quarantined, result.duplicates) == (41, 3, 1)
     assert result.kept == 37
+    # A file without a declared feature fails the day, naming the file and the column.
+    other = df.head(5).drop(columns=["pin_quality_score"])
+    other["request_id"] += 10**9
+    pq.write_table(pa.Table.from_pandas(other, preserve_index=False), folder / "b.parquet")
+    with pytest.raises(
+        IngestionError, match=r"b\.parquet: required column\(s\) \['pin_quality_score'\]"
+    ):
+        ingest_day(tmp_path, spec, reports[1].ds)
 
 
 def test_simulated_client_faults_are_caught_and_counts_reconcile(tmp_path: Path) -> None:

@@ -6,15 +6,16 @@ from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.ingestion import (
+    QUARANTINE_TABLE,
+    IngestionError,
     IngestResult,
     LogSpec,
+    commit_day,
     event_log_spec,
     feature_log_spec,
     ingest_day,
 )
 from ranker_assets.resources import LakeResource, LandingResource
-
-QUARANTINE_TABLE = "quarantine"
 
 
 def _reasons_markdown(result: IngestResult) -> str:
@@ -78,10 +79,12 @@ def _ingestion_asset(
         context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
     ) -> dg.MaterializeResult:
         ds = context.partition_key
-        result = ingest_day(landing.root(), spec, ds)
         delta = lake.lake()
-        version = delta.replace_partition(spec.name, result.valid, {"ds": ds})
-        delta.replace_partition(QUARANTINE_TABLE, result.quarantine, {"log": spec.name, "ds": ds})
+        try:  # nothing is committed unless the whole day could be read and screened
+            result = ingest_day(landing.root(), spec, ds)
+            version = commit_day(delta, result)
+        except IngestionError as err:
+            raise dg.Failure(description=str(err), allow_retries=False) from err
         return dg.MaterializeResult(
             metadata={
                 "rows_in": result.rows_in,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from ranker_assets.config import FeatureSpec
+from ranker_assets.processes import alive, this_host
 from ranker_assets.training.serving import RankerPyfunc, load_module, predict_frame, save_model
 from ranker_assets.training.train import TrainingOutcome
 
@@ -90,19 +90,9 @@ def tracked_run(
         mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
     experiment_id = mlflow.set_experiment(experiment).experiment_id
     end_dead_runs(MlflowClient(tracking_uri), experiment_id)
-    process = {_HOST: socket.gethostname(), _PID: str(os.getpid())}
+    process = {_HOST: this_host(), _PID: str(os.getpid())}
     with mlflow.start_run(run_name=run_name, tags={**tags, **process}) as run:
         yield run.info.run_id
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def end_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
@@ -113,7 +103,8 @@ def end_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     dead = []
     for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
         tags = run.data.tags
-        if tags.get(_HOST) == socket.gethostname() and not _alive(int(tags.get(_PID, "0") or 0)):
+        pid = tags.get(_PID, "")
+        if tags.get(_HOST) == this_host() and not alive(int(pid) if pid.isdigit() else 0):
             client.set_terminated(run.info.run_id, status="KILLED")
             dead.append(run.info.run_id)
     return dead
