@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "ranker.yaml"
@@ -33,6 +40,8 @@ FEATURE_LOG_KEY_COLUMNS: tuple[str, ...] = (
     "keep_rate",
     "log_reason",
 )
+# Contract columns that are also usable as categorical features (hashed ids).
+ID_COLUMNS: tuple[str, ...] = ("pin_id", "user_id", "query_pin_id")
 EVENT_TYPES: tuple[str, ...] = ("impression", "closeup", "click", "repin", "long_click", "hide")
 ENGAGEMENT_TYPES: tuple[str, ...] = EVENT_TYPES[1:]
 PLATFORMS: tuple[str, ...] = ("ios", "android", "web")
@@ -60,6 +69,13 @@ class FeatureSpec(_Strict):
         reserved = set(self.dense) & (set(FEATURE_LOG_KEY_COLUMNS) | {"ds"})
         if reserved:
             raise ValueError(f"features.dense uses reserved log columns: {sorted(reserved)}")
+        typed = set(self.categorical) & (set(FEATURE_LOG_KEY_COLUMNS) - set(ID_COLUMNS) | {"ds"})
+        if typed:
+            raise ValueError(
+                f"features.categorical names contract columns that are not ids: {sorted(typed)}; "
+                f"of the contract's columns only the ids {list(ID_COLUMNS)} can be categorical "
+                "features (log a copy under another name to use the others)"
+            )
         return self
 
     @property
@@ -119,10 +135,16 @@ class IngestionConfig(_Strict):
 
 
 class JoinerConfig(_Strict):
-    """How labels are joined to logged features."""
+    """How labels are joined to logged features.
+
+    A day is joined once the next day's events are ingested, or, when `labels_final_hours` is
+    set, once that many hours have passed since the day ended (a finished log's last day never
+    gets a next day): its labels then count as final, and the partition says so.
+    """
 
     maturity_hours: float = Field(24.0, gt=0.0, le=48.0)
     orphan_error_share: float = Field(0.01, ge=0.0, le=1.0)
+    labels_final_hours: float | None = Field(None, gt=0.0)
 
 
 class SparkConfig(_Strict):
@@ -150,7 +172,10 @@ class SparkConfig(_Strict):
 
 
 class SamplingSettings(_Strict):
-    """Where the sampling configs live, which one trains by default, and the health limit."""
+    """Where the sampling configs live, which one trains by default, and the health limit.
+
+    A relative `configs_dir` is resolved against the ranker config file's folder on load.
+    """
 
     configs_dir: str = "configs/sampling"
     default: str = "balanced"
@@ -337,6 +362,7 @@ class RankerConfig(_Strict):
 
     name: str = "closeup_ranker"
     start_date: str = "2026-11-01"
+    timezone: str = "UTC"  # where a day (ds) begins and ends, for partitions and ingestion
     features: FeatureSpec
     logging: LoggingConfig = LoggingConfig()
     world: WorldConfig = WorldConfig()
@@ -350,6 +376,28 @@ class RankerConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     gates: GatesConfig = GatesConfig()
     deployment: DeploymentConfig = DeploymentConfig()
+
+    @field_validator("start_date")
+    @classmethod
+    def _start_is_a_date(cls, v: str) -> str:
+        from datetime import date
+
+        try:
+            date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"must be a date as YYYY-MM-DD, got {v!r}") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {v!r} (e.g. UTC, America/New_York)") from None
+        return v
 
     @model_validator(mode="after")
     def _heads_known(self) -> RankerConfig:
@@ -370,12 +418,42 @@ class RankerConfig(_Strict):
         return self.evaluation.ranking_weights or dict.fromkeys(self.model.heads, 1.0)
 
 
+class ConfigError(ValueError):
+    """The ranker config is invalid; the message names the file and each failing field."""
+
+
 def load_config(path: str | Path | None = None) -> RankerConfig:
-    """Load the ranker config from `path`, `$RANKER_CONFIG`, or `configs/ranker.yaml`."""
-    p = Path(path or os.environ.get("RANKER_CONFIG") or DEFAULT_CONFIG_PATH)
-    with p.open() as f:
-        raw = yaml.safe_load(f) or {}
-    return RankerConfig.model_validate(raw)
+    """Load the ranker config from `path`, `$RANKER_CONFIG`, or `configs/ranker.yaml`.
+
+    Relative paths inside it are resolved against the file's folder; the default sampling
+    config must exist (a broken one only disables its own partitions).
+    """
+    p = Path(path or os.environ.get("RANKER_CONFIG") or DEFAULT_CONFIG_PATH).resolve()
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of fields, got {type(raw).__name__}")
+    sampling = raw.get("sampling")
+    if isinstance(sampling, dict) and isinstance(sampling.get("configs_dir"), str):
+        sampling["configs_dir"] = str(p.parent / sampling["configs_dir"])
+    try:
+        cfg = RankerConfig.model_validate(raw)
+    except ValidationError as err:
+        fields = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or '<config>'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"{p}: {fields}") from None
+    from ranker_assets.sampling.config import scan_sampling_configs
+
+    valid, broken = scan_sampling_configs(cfg.sampling.configs_path)
+    if cfg.sampling.default not in {*valid, *broken}:
+        raise ConfigError(
+            f"{p}: sampling.default: no sampling config named {cfg.sampling.default!r} under "
+            f"{cfg.sampling.configs_path} (found: {sorted({*valid, *broken})})"
+        )
+    return cfg
 
 
 def ranker_home() -> Path:

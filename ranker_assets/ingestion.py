@@ -55,15 +55,20 @@ class LogSpec:
     schema: pa.DataFrameSchema
     key: tuple[str, ...]
     time_column: str
+    timezone: str = "UTC"  # where the partition's day begins and ends
 
 
-def event_log_spec() -> LogSpec:
-    return LogSpec("event_log", contract.event_log_schema(), ("event_id",), "timestamp")
+def event_log_spec(timezone: str = "UTC") -> LogSpec:
+    return LogSpec("event_log", contract.event_log_schema(), ("event_id",), "timestamp", timezone)
 
 
-def feature_log_spec(features: FeatureSpec) -> LogSpec:
+def feature_log_spec(features: FeatureSpec, timezone: str = "UTC") -> LogSpec:
     return LogSpec(
-        "feature_log", contract.feature_log_schema(features), ("request_id", "pin_id"), "request_ts"
+        "feature_log",
+        contract.feature_log_schema(features),
+        ("request_id", "pin_id"),
+        "request_ts",
+        timezone,
     )
 
 
@@ -295,15 +300,16 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
         )
 
     # The partition's time window: a row dated outside ds belongs to another day's folder.
-    start = pd.Timestamp(ds, tz="UTC")
+    start = pd.Timestamp(ds, tz=spec.timezone)
+    end = pd.Timestamp(date.fromisoformat(ds) + timedelta(days=1), tz=spec.timezone)
     when = (
         typed[spec.time_column] if spec.time_column in typed else pd.Series(pd.NaT, index=df.index)
     )
     flag(
-        reason.isna() & ((when < start) | (when >= start + timedelta(days=1))),
+        reason.isna() & ((when < start) | (when >= end)),
         "outside_partition",
         spec.time_column,
-        f"{spec.time_column} not on {ds} (UTC)",
+        f"{spec.time_column} not on {ds} ({spec.timezone})",
     )
 
     bad = reason.notna()

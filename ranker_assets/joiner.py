@@ -10,7 +10,8 @@ that undoes the logger's impression sampling.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -36,6 +37,7 @@ class JoinStats:
     features_without_impression: int  # impressed per the feature log, no impression event
     engaged_without_features: int  # engaged and impressed on D, but no feature row
     positives: dict[str, int]
+    labels_from: str = ""  # which events the labels came from, and why they count as final
 
     @property
     def orphan_share(self) -> float:
@@ -52,6 +54,27 @@ class LabelsNotReadyError(RuntimeError):
 
 def next_day(ds: str) -> str:
     return str(date.fromisoformat(ds) + timedelta(days=1))
+
+
+def label_days(
+    lake: Lake, ds: str, cfg: JoinerConfig, timezone: str, now: datetime | None = None
+) -> tuple[list[str], str] | None:
+    """The event days whose engagements label `ds`, and why those labels count as final.
+
+    D+1's events when they are ingested; else, once `labels_final_hours` have passed since
+    the day ended, D's alone (a finished log has no next day). None: not final yet.
+    """
+    nxt = next_day(ds)
+    if lake.has_data("event_log", nxt):
+        return [ds, nxt], f"events of {ds} and {nxt}"
+    end = datetime.combine(date.fromisoformat(nxt), time(), ZoneInfo(timezone))
+    waited = ((now or datetime.now(UTC)) - end).total_seconds() / 3600
+    if cfg.labels_final_hours is not None and waited >= cfg.labels_final_hours:
+        return [ds], (
+            f"events of {ds} only: {nxt} has no events, and labels count as final "
+            f"{cfg.labels_final_hours:g} h after the day ended ({waited:.0f} h ago)"
+        )
+    return None
 
 
 def join_day(
@@ -106,22 +129,37 @@ def join_day(
 
 
 def run_joiner(
-    spark: SparkSession, lake: Lake, ds: str, spec: FeatureSpec, cfg: JoinerConfig
+    spark: SparkSession,
+    lake: Lake,
+    ds: str,
+    spec: FeatureSpec,
+    cfg: JoinerConfig,
+    timezone: str = "UTC",
+    now: datetime | None = None,
 ) -> tuple[int, JoinStats]:
     """Join day `ds` from the lake's feature_log and event_log into training_examples.
 
-    Refuses to join a day whose labels are not mature (event_log of D+1 not ingested yet), so
-    a day's labels are never silently truncated.
+    Refuses to join a day whose labels are not final (see `label_days`), so a day's labels
+    are never silently truncated.
     """
-    needed = {"feature_log": [ds], "event_log": [ds, next_day(ds)]}
-    missing = [f"{t}[{d}]" for t, days in needed.items() for d in days if not lake.has_data(t, d)]
+    missing = [f"{t}[{ds}]" for t in ("feature_log", "event_log") if not lake.has_data(t, ds)]
+    labels = label_days(lake, ds, cfg, timezone, now)
+    if labels is None:
+        missing.append(f"event_log[{next_day(ds)}]")
     if missing:
+        wait = (
+            f", or wait until {cfg.labels_final_hours:g} h after the day's end"
+            if cfg.labels_final_hours is not None
+            else "; joiner.labels_final_hours lets a finished log's last day join without it"
+        )
         raise LabelsNotReadyError(
             f"cannot join {ds}: no ingested rows for {', '.join(missing)}; the labels of {ds} "
-            f"need the events of {ds} and {next_day(ds)} (materialize those partitions first)"
+            f"need the events of {ds} and {next_day(ds)} (materialize those partitions first"
+            f"{wait})"
         )
+    days, labels_from = labels
     features = lake.spark_read(spark, "feature_log", [ds])
-    events = lake.spark_read(spark, "event_log", [ds, next_day(ds)])
+    events = lake.spark_read(spark, "event_log", days)
     examples, orphans = join_day(features, events, ds, spec, cfg)
     examples = examples.cache()
     try:
@@ -140,5 +178,6 @@ def run_joiner(
         features_without_impression=int(agg["no_imp"] or 0),
         engaged_without_features=orphans.count(),
         positives={lab: int(agg[lab] or 0) for lab in LABELS},
+        labels_from=labels_from,
     )
     return version, stats

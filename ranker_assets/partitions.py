@@ -5,17 +5,19 @@ from __future__ import annotations
 import dagster as dg
 
 from ranker_assets.config import RankerConfig
-from ranker_assets.sampling.config import SamplingConfig, load_sampling_configs
+from ranker_assets.sampling.config import SamplingConfig, sampling_config, scan_sampling_configs
 
 
 def daily_partitions(cfg: RankerConfig) -> dg.DailyPartitionsDefinition:
-    """Days from the ranker's start date; a day appears once it is over (UTC)."""
-    return dg.DailyPartitionsDefinition(start_date=cfg.start_date, timezone="UTC")
+    """Days from the ranker's start date; a day appears once it is over (in cfg.timezone)."""
+    return dg.DailyPartitionsDefinition(start_date=cfg.start_date, timezone=cfg.timezone)
 
 
 def sampling_config_partitions(cfg: RankerConfig) -> dg.StaticPartitionsDefinition:
-    """One partition per sampling config file (the code location reloads to pick up new ones)."""
-    return dg.StaticPartitionsDefinition(sorted(load_sampling_configs(cfg.sampling.configs_path)))
+    """One partition per sampling config file (the code location reloads to pick up new ones);
+    a broken file keeps its partitions, whose runs fail with its error."""
+    valid, broken = scan_sampling_configs(cfg.sampling.configs_path)
+    return dg.StaticPartitionsDefinition(sorted({*valid, *broken}))
 
 
 def day_and_config_partitions(
@@ -27,4 +29,4 @@ def day_and_config_partitions(
 def ds_and_config(cfg: RankerConfig, key: dg.MultiPartitionKey) -> tuple[str, SamplingConfig]:
     """The day and the sampling config (read fresh from its file) of a day x config partition."""
     keys = key.keys_by_dimension
-    return keys["ds"], load_sampling_configs(cfg.sampling.configs_path)[keys["config"]]
+    return keys["ds"], sampling_config(cfg.sampling.configs_path, keys["config"])

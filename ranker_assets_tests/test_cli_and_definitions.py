@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from ranker_assets.cli import main
-from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.definitions import defs
+from ranker_assets.config import DEFAULT_CONFIG_PATH, ConfigError, RankerConfig, load_config
+from ranker_assets.definitions import build_definitions, defs
+from ranker_assets.partitions import ds_and_config
+from ranker_assets.sampling.config import SamplingConfigError
 
 
 def test_simulate_cli_reports_rows_and_bytes(
@@ -74,3 +78,65 @@ def test_check_logs_cli_passes_clean_logs_and_names_what_is_broken(
     out = capsys.readouterr().out
     assert "event_log violates the log contract" in out and "'event_type'" in out and "swipe" in out
     assert f"{ds} feature_log: cannot be read: no feature_log files" in out
+
+
+def _write_config(tmp_path: Path, **changes: object) -> Path:
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    shutil.copytree(DEFAULT_CONFIG_PATH.parent / "sampling", tmp_path / "sampling")
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = raw
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path = tmp_path / "ranker.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start_date": "2026-13-01"}, "start_date: Value error, must be a date as YYYY-MM-DD"),
+        ({"timezone": "Mars/Olympus"}, "timezone: Value error, unknown IANA time zone"),
+        ({"sampling__default": "nope"}, "sampling.default: no sampling config named 'nope'"),
+        (
+            {"features__categorical": ["platform"]},
+            "contract columns that are not ids: ['platform']",
+        ),
+        (
+            {"gates__primary_head": "hide"},
+            "gates.primary_head names heads the model does not train",
+        ),
+    ],
+)
+def test_config_errors_are_caught_at_load_naming_the_field(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    path = _write_config(tmp_path, **change)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_paths_resolve_against_the_config_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path.parent)  # not the repository, not the config's folder
+    cfg = load_config(_write_config(tmp_path))
+    assert cfg.sampling.configs_path == tmp_path / "sampling"
+
+
+def test_a_broken_sampling_config_disables_only_its_own_partitions(tmp_path: Path) -> None:
+    path = _write_config(tmp_path)
+    (tmp_path / "sampling" / "empty.yaml").write_text("")
+    (tmp_path / "sampling" / "typo.yaml").write_text("label_keep: {repin: 2.0}")
+    cfg = load_config(path)  # the location still loads
+    built = build_definitions(cfg)
+    configs = built.get_assets_def(
+        "sampled_dataset"
+    ).partitions_def.get_partitions_def_for_dimension("config")
+    assert set(configs.get_partition_keys()) == {"balanced", "legacy", "empty", "typo"}
+    assert ds_and_config(cfg, dg.MultiPartitionKey({"ds": "2026-11-01", "config": "legacy"}))
+    with pytest.raises(SamplingConfigError, match=r"empty\.yaml: the file is empty"):
+        ds_and_config(cfg, dg.MultiPartitionKey({"ds": "2026-11-01", "config": "empty"}))
+    with pytest.raises(SamplingConfigError, match=r"label_keep\.repin"):
+        ds_and_config(cfg, dg.MultiPartitionKey({"ds": "2026-11-01", "config": "typo"}))

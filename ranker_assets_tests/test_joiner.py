@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -160,3 +160,23 @@ def test_join_labels_weights_propensities_and_orphans(lake: Lake, spark) -> None
 def test_a_day_is_not_joined_before_its_labels_are_mature(lake: Lake, spark) -> None:
     with pytest.raises(LabelsNotReadyError, match=r"event_log\[2026-11-03\]"):
         run_joiner(spark, lake, D1, SPEC, JoinerConfig())
+
+
+def test_a_finished_logs_last_day_is_joined_once_its_labels_count_as_final(
+    lake: Lake, spark, tmp_path: Path
+) -> None:
+    finished = Lake(str(tmp_path / "finished"))  # day D, and no day after it
+    for log in ("feature_log", "event_log"):
+        finished.replace_partition(log, lake.read(log, [D]), {"ds": D})
+    cfg = JoinerConfig(labels_final_hours=36)
+    day_end = datetime(2026, 11, 2, tzinfo=UTC)  # D ends at midnight UTC
+    with pytest.raises(LabelsNotReadyError, match=r"wait until 36 h after the day's end"):
+        run_joiner(spark, finished, D, SPEC, cfg, now=day_end + timedelta(hours=35))
+    _, stats = run_joiner(spark, finished, D, SPEC, cfg, now=day_end + timedelta(hours=37))
+    assert stats.labels_from.startswith(f"events of {D} only: {D1} has no events")
+    assert stats.joined_rows == 6 and stats.positives["click"] == 0  # its click came after midnight
+    # In Los Angeles the same instant is only 29 h after the day's end: not final yet.
+    with pytest.raises(LabelsNotReadyError):
+        run_joiner(
+            spark, finished, D, SPEC, cfg, "America/Los_Angeles", day_end + timedelta(hours=37)
+        )

@@ -108,5 +108,5 @@ def _ingestion_asset(
 def build_logged_event_assets(
     cfg: RankerConfig, days: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    specs = (feature_log_spec(cfg.features), event_log_spec())
+    specs = (feature_log_spec(cfg.features, cfg.timezone), event_log_spec(cfg.timezone))
     return [_ingestion_asset(cfg, days, spec) for spec in specs]

@@ -5,6 +5,8 @@ shows every partition of that config as stale in the UI. Materializing a partiti
 hash and upstream training examples are unchanged reuses the stored dataset (no Spark job).
 """
 
+import hashlib
+
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
@@ -13,7 +15,7 @@ from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource
-from ranker_assets.sampling.config import SAMPLED_TABLE, load_sampling_configs
+from ranker_assets.sampling.config import SAMPLED_TABLE, scan_sampling_configs
 from ranker_assets.sampling.health import health_markdown
 from ranker_assets.sampling.run import run_sampler
 
@@ -36,10 +38,16 @@ def build_sampled_data_assets(
         description=f"Sampling configs under {cfg.sampling.configs_dir}/; the data version of each "
         "is its content hash, so editing a config marks its sampled datasets stale.",
     )
-    def sampling_config() -> dg.DataVersionsByPartition:
-        current = load_sampling_configs(folder)
+    def sampling_config(context: dg.AssetExecutionContext) -> dg.DataVersionsByPartition:
+        current, broken = scan_sampling_configs(folder)
+        for name, error in broken.items():  # visible in the run's logs; its partitions fail
+            context.log.error(f"sampling config {name!r} is broken: {error}")
+        versions = {n: c.content_hash() for n, c in current.items()}
+        versions |= {
+            n: "broken-" + hashlib.sha256(e.encode()).hexdigest()[:12] for n, e in broken.items()
+        }
         return dg.DataVersionsByPartition(
-            {n: dg.DataVersion(current[n].content_hash()) for n in names if n in current}
+            {n: dg.DataVersion(versions[n]) for n in names if n in versions}
         )
 
     @dg.asset(

@@ -40,11 +40,12 @@ def build_training_data_assets(
     ) -> dg.MaterializeResult:
         ds = context.partition_key
         version, stats = run_joiner(
-            pyspark.spark_session, lake.lake(), ds, cfg.features, cfg.joiner
+            pyspark.spark_session, lake.lake(), ds, cfg.features, cfg.joiner, cfg.timezone
         )
         share = stats.orphan_share
         return dg.MaterializeResult(
             metadata={
+                "labels_from": stats.labels_from,
                 "feature_rows": stats.feature_rows,
                 "rows_joined": stats.joined_rows,
                 "features_without_impression": stats.features_without_impression,

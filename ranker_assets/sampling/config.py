@@ -73,9 +73,11 @@ class SamplingConfig(_Strict):
 def load_sampling_config(path: Path) -> SamplingConfig:
     """Load one YAML file; its name is the file's stem unless the file sets it."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SamplingConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:  # an empty file is a mistake, not a request for every default
+        raise SamplingConfigError(f"{path}: the file is empty; write the sampling fields")
     if not isinstance(raw, dict):
         raise SamplingConfigError(f"{path}: expected a mapping of fields")
     raw.setdefault("name", path.stem)
@@ -88,14 +90,40 @@ def load_sampling_config(path: Path) -> SamplingConfig:
         raise SamplingConfigError(f"{path}: invalid sampling config: {fields}") from None
 
 
-def load_sampling_configs(folder: Path) -> dict[str, SamplingConfig]:
-    """Every `*.yaml` under `folder`, by name; names must be unique."""
+def scan_sampling_configs(folder: Path) -> tuple[dict[str, SamplingConfig], dict[str, str]]:
+    """Every `*.yaml` under `folder`: (valid configs by name, broken files by stem -> error).
+
+    A broken file does not hide the others: each config's partitions stand on their own.
+    """
     configs: dict[str, SamplingConfig] = {}
+    broken: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")):
-        cfg = load_sampling_config(path)
-        if cfg.name in configs:
-            raise SamplingConfigError(f"{path}: duplicate sampling config name {cfg.name!r}")
+        try:
+            cfg = load_sampling_config(path)
+            if cfg.name in configs:
+                raise SamplingConfigError(f"{path}: duplicate sampling config name {cfg.name!r}")
+        except SamplingConfigError as err:
+            broken[path.stem] = str(err)
+            continue
         configs[cfg.name] = cfg
-    if not configs:
+    if not configs and not broken:
         raise SamplingConfigError(f"no sampling configs (*.yaml) under {folder}")
+    return configs, broken
+
+
+def load_sampling_configs(folder: Path) -> dict[str, SamplingConfig]:
+    """Every `*.yaml` under `folder`, by name; raises on the first broken one."""
+    configs, broken = scan_sampling_configs(folder)
+    if broken:
+        raise SamplingConfigError(next(iter(broken.values())))
     return configs
+
+
+def sampling_config(folder: Path, name: str) -> SamplingConfig:
+    """One config by name, read fresh; a broken one raises with its own error only."""
+    configs, broken = scan_sampling_configs(folder)
+    if name in configs:
+        return configs[name]
+    if name in broken:
+        raise SamplingConfigError(broken[name])
+    raise SamplingConfigError(f"no sampling config named {name!r} under {folder}")
