@@ -19,11 +19,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ranker_assets.config import load_config
-from ranker_assets.joiner import LABELS
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SamplingConfig, load_sampling_configs
 from ranker_assets.sampling.sampler import negative_rate, sample_day
 from ranker_assets.spark_session import get_spark
+from ranker_assets.world.vocabulary import CLOSEUP
+
+LABELS = CLOSEUP.label_events
 
 DS = "2026-11-01"
 

@@ -59,9 +59,9 @@ def _check_logs(args: argparse.Namespace) -> int:
         (
             "feature_log",
             lambda ds: read_feature_log(landing, ds).to_pandas(),
-            feature_log_schema(cfg.features),
+            feature_log_schema(cfg.features, cfg.vocabulary),
         ),
-        ("event_log", lambda ds: read_event_log(landing, ds), event_log_schema()),
+        ("event_log", lambda ds: read_event_log(landing, ds), event_log_schema(cfg.vocabulary)),
     )
     problems = 0
     for i in range(args.days):

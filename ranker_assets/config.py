@@ -42,11 +42,14 @@ FEATURE_LOG_KEY_COLUMNS: tuple[str, ...] = (
 )
 # Contract columns that are also usable as categorical features (hashed ids).
 ID_COLUMNS: tuple[str, ...] = ("pin_id", "user_id", "query_pin_id")
-EVENT_TYPES: tuple[str, ...] = ("impression", "closeup", "click", "repin", "long_click", "hide")
-ENGAGEMENT_TYPES: tuple[str, ...] = EVENT_TYPES[1:]
-PLATFORMS: tuple[str, ...] = ("ios", "android", "web")
-CONTENT_TYPES: tuple[str, ...] = ("image", "video", "product")
-POLICIES: tuple[str, ...] = ("production", "randomized")
+# Context columns a ranker's logs may lack (see Vocabulary).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("query_pin_id", "platform", "content_type")
+
+
+# Names a label event may not take: they are columns of the joined training examples.
+RESERVED_NAMES = frozenset(
+    (*FEATURE_LOG_KEY_COLUMNS, "ds", "weight", "impression_ts", "keep_prob", "config")
+)
 
 
 class _Strict(BaseModel):
@@ -82,6 +85,54 @@ class FeatureSpec(_Strict):
     def inputs(self) -> tuple[str, ...]:
         """The columns a model reads, dense first (dense and categorical never overlap)."""
         return self.dense + self.categorical
+
+
+class Vocabulary(_Strict):
+    """The names in this ranker's logs: its events, which become labels, its policies, and
+    which optional context columns it has. Defaults are the closeup ranker's."""
+
+    impression_event: str = "impression"
+    # Engagement events; each becomes a 0/1 label column and can be a model head.
+    label_events: tuple[str, ...] = Field(
+        ("closeup", "click", "repin", "long_click", "hide"), min_length=1
+    )
+    policies: tuple[str, ...] = ("production", "randomized")
+    # Requests of this policy are served in random order, every candidate logged with its
+    # propensity: the unbiased slice for evaluation, calibration and replay.
+    randomized_policy: str = "randomized"
+    platforms: tuple[str, ...] | None = ("ios", "android", "web")  # None: no platform column
+    content_types: tuple[str, ...] | None = ("image", "video", "product")  # None: no column
+    query_column: bool = True  # logs carry query_pin_id (the pin the request is about)
+    id_type: Literal["int64", "string"] = "int64"  # request, pin, user (and query) ids
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Vocabulary:
+        events = [self.impression_event, *self.label_events]
+        if len(set(events)) != len(events):
+            raise ValueError("vocabulary: impression_event and label_events must be distinct")
+        if self.randomized_policy not in self.policies:
+            raise ValueError(
+                f"vocabulary.randomized_policy {self.randomized_policy!r} is not one of "
+                f"policies {list(self.policies)}"
+            )
+        clash = set(self.label_events) & RESERVED_NAMES
+        if clash:
+            raise ValueError(f"vocabulary.label_events use reserved column names: {sorted(clash)}")
+        return self
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return (self.impression_event, *self.label_events)
+
+    @property
+    def absent_columns(self) -> tuple[str, ...]:
+        """Optional contract columns this ranker's logs do not have."""
+        present = {
+            "query_pin_id": self.query_column,
+            "platform": self.platforms is not None,
+            "content_type": self.content_types is not None,
+        }
+        return tuple(c for c, here in present.items() if not here)
 
 
 class LoggingConfig(_Strict):
@@ -190,7 +241,7 @@ class SamplingSettings(_Strict):
 class ModelConfig(_Strict):
     """The multi-task ranker: architecture, training window, options, calibration."""
 
-    heads: tuple[Literal["closeup", "click", "repin", "long_click", "hide"], ...] = (
+    heads: tuple[str, ...] = (  # label events of the vocabulary
         "closeup",
         "click",
         "repin",
@@ -363,6 +414,7 @@ class RankerConfig(_Strict):
     name: str = "closeup_ranker"
     start_date: str = "2026-11-01"
     timezone: str = "UTC"  # where a day (ds) begins and ends, for partitions and ingestion
+    vocabulary: Vocabulary = Vocabulary()
     features: FeatureSpec
     logging: LoggingConfig = LoggingConfig()
     world: WorldConfig = WorldConfig()
@@ -401,6 +453,19 @@ class RankerConfig(_Strict):
 
     @model_validator(mode="after")
     def _heads_known(self) -> RankerConfig:
+        labels = set(self.vocabulary.label_events)
+        if not set(self.model.heads) <= labels:
+            raise ValueError(
+                f"model.heads {sorted(set(self.model.heads) - labels)} are not label events of "
+                f"the vocabulary ({sorted(labels)})"
+            )
+        absent = set(self.vocabulary.absent_columns)
+        used = (set(self.features.inputs) | {s.column for s in self.evaluation.slices}) & absent
+        if used:
+            raise ValueError(
+                f"features or evaluation.slices use columns the vocabulary says the logs do not "
+                f"have: {sorted(used)}"
+            )
         heads = set(self.model.heads)
         named = {
             "gates.primary_head": {self.gates.primary_head},
@@ -447,7 +512,7 @@ def load_config(path: str | Path | None = None) -> RankerConfig:
         raise ConfigError(f"{p}: {fields}") from None
     from ranker_assets.sampling.config import scan_sampling_configs
 
-    valid, broken = scan_sampling_configs(cfg.sampling.configs_path)
+    valid, broken = scan_sampling_configs(cfg.sampling.configs_path, cfg.vocabulary)
     if cfg.sampling.default not in {*valid, *broken}:
         raise ConfigError(
             f"{p}: sampling.default: no sampling config named {cfg.sampling.default!r} under "

@@ -27,7 +27,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
-from ranker_assets.config import FeatureSpec
+from ranker_assets.config import FeatureSpec, Vocabulary
 from ranker_assets.hybrid_logging import contract
 from ranker_assets.hybrid_logging.landing import day_files
 from ranker_assets.lake import PARTITION, Lake
@@ -57,15 +57,24 @@ class LogSpec:
     time_column: str
     timezone: str = "UTC"  # where the partition's day begins and ends
 
+    @property
+    def columns(self) -> dict[str, str]:
+        """Contract column -> dtype, for the columns every file must have."""
+        return {n: str(c.dtype) for n, c in self.schema.columns.items() if c.required}
 
-def event_log_spec(timezone: str = "UTC") -> LogSpec:
-    return LogSpec("event_log", contract.event_log_schema(), ("event_id",), "timestamp", timezone)
+
+def event_log_spec(vocab: Vocabulary | None = None, timezone: str = "UTC") -> LogSpec:
+    return LogSpec(
+        "event_log", contract.event_log_schema(vocab), ("event_id",), "timestamp", timezone
+    )
 
 
-def feature_log_spec(features: FeatureSpec, timezone: str = "UTC") -> LogSpec:
+def feature_log_spec(
+    features: FeatureSpec, vocab: Vocabulary | None = None, timezone: str = "UTC"
+) -> LogSpec:
     return LogSpec(
         "feature_log",
-        contract.feature_log_schema(features),
+        contract.feature_log_schema(features, vocab),
         ("request_id", "pin_id"),
         "request_ts",
         timezone,
@@ -263,6 +272,8 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
 
     typed = pd.DataFrame(index=df.index)
     for name, col in spec.schema.columns.items():
+        if name not in df.columns and not col.required:
+            continue
         if name not in df.columns:
             flag(pd.Series(True, index=df.index), "missing_column", name, "column absent in file")
             continue
@@ -285,7 +296,8 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
 
     # Value rules from the contract, on rows whose types are right.
     ok = reason.isna()
-    candidates = typed[ok].astype({n: str(c.dtype) for n, c in spec.schema.columns.items()})
+    dtypes = {n: str(c.dtype) for n, c in spec.schema.columns.items() if n in typed}
+    candidates = typed[ok].astype(dtypes)
     try:
         spec.schema.validate(candidates, lazy=True)
     except SchemaErrors as err:
@@ -332,7 +344,7 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
             "raw_payload": raw_payload[bad],
         }
     )
-    kept = typed[~bad].astype({n: str(c.dtype) for n, c in spec.schema.columns.items()})
+    kept = typed[~bad].astype(dtypes)
     dup = kept.duplicated(list(spec.key), keep="first")
     return kept[~dup], quarantine, int(dup.sum())
 
@@ -344,10 +356,10 @@ def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
     bytes_in = sum(p.stat().st_size for p in files)
     malformed: list[dict[str, object]] = []
     if spec.name == "event_log":
-        ints = [n for n, c in spec.schema.columns.items() if str(c.dtype).startswith("int")]
+        ints = [n for n, t in spec.columns.items() if t.startswith("int")]
         df, malformed = _read_jsonl(files, int_columns=ints)
     else:
-        df = _read_parquet(files, spec.schema.columns)
+        df = _read_parquet(files, spec.columns)
     if df.empty:
         df = pd.DataFrame(columns=[*spec.schema.columns, *_META])
     kept, quarantine, duplicates = screen(df, spec, ds)

@@ -17,17 +17,21 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ranker_assets.config import (
-    ENGAGEMENT_TYPES,
     FEATURE_LOG_KEY_COLUMNS,
     FeatureSpec,
     JoinerConfig,
+    Vocabulary,
 )
 from ranker_assets.lake import Lake
 
-LABELS: tuple[str, ...] = ENGAGEMENT_TYPES
 KEY = ["request_id", "pin_id"]
-# Carried from the feature log as they are; log_reason is the logger's bookkeeping, not data.
-CONTEXT_COLUMNS = tuple(c for c in FEATURE_LOG_KEY_COLUMNS if c not in (*KEY, "log_reason"))
+
+
+def context_columns(vocab: Vocabulary) -> tuple[str, ...]:
+    """Carried from the feature log as they are: the contract's columns that this ranker's logs
+    have (log_reason is the logger's bookkeeping, not data)."""
+    skip = {*KEY, "log_reason", *vocab.absent_columns}
+    return tuple(c for c in FEATURE_LOG_KEY_COLUMNS if c not in skip)
 
 
 @dataclass(frozen=True)
@@ -78,16 +82,24 @@ def label_days(
 
 
 def join_day(
-    features: DataFrame, events: DataFrame, ds: str, spec: FeatureSpec, cfg: JoinerConfig
+    features: DataFrame,
+    events: DataFrame,
+    ds: str,
+    spec: FeatureSpec,
+    cfg: JoinerConfig,
+    vocab: Vocabulary,
 ) -> tuple[DataFrame, DataFrame]:
     """Return (training examples of `ds`, engaged keys of `ds` that have no feature row)."""
+    labels_ = vocab.label_events
+    context = context_columns(vocab)
+    id_type = "long" if vocab.id_type == "int64" else "string"
     feats = features.where(F.col("ds") == ds)
     imp = (
-        events.where(F.col("event_type") == "impression")
+        events.where(F.col("event_type") == vocab.impression_event)
         .groupBy(*KEY)
         .agg(F.min("timestamp").alias("impression_ts"), F.min("ds").alias("impression_ds"))
     )
-    engagements = events.where(F.col("event_type") != "impression").select(
+    engagements = events.where(F.col("event_type").isin(list(labels_))).select(
         *KEY, "event_type", F.col("timestamp").alias("event_ts")
     )
     anchored = feats.select(*KEY, "request_ts").join(imp, KEY, "left")
@@ -98,24 +110,24 @@ def join_day(
         anchored.join(engagements, KEY, "inner")
         .where(F.col("event_ts") <= deadline)
         .groupBy(*KEY)
-        .agg(*[F.max((F.col("event_type") == lab).cast("tinyint")).alias(lab) for lab in LABELS])
+        .agg(*[F.max((F.col("event_type") == lab).cast("tinyint")).alias(lab) for lab in labels_])
     )
     examples = (
         feats.join(anchored.select(*KEY, "impression_ts"), KEY, "left")
         .join(labels, KEY, "left")
-        .fillna(0, subset=list(LABELS))
+        .fillna(0, subset=list(labels_))
         .select(
             *KEY,
-            *CONTEXT_COLUMNS,
+            *context,
             "impression_ts",
             (F.lit(1.0) / F.col("keep_rate")).cast("float").alias("weight"),
             *[F.col(c).cast("float").alias(c) for c in spec.dense],
             *[
-                F.col(c).cast("long").alias(c)
+                F.col(c).cast(id_type).alias(c)
                 for c in spec.categorical
-                if c not in (*KEY, "user_id")
+                if c not in (*KEY, *context)
             ],
-            *[F.col(lab).cast("tinyint").alias(lab) for lab in LABELS],
+            *[F.col(lab).cast("tinyint").alias(lab) for lab in labels_],
             F.lit(ds).alias("ds"),
         )
     )
@@ -136,6 +148,7 @@ def run_joiner(
     cfg: JoinerConfig,
     timezone: str = "UTC",
     now: datetime | None = None,
+    vocab: Vocabulary | None = None,
 ) -> tuple[int, JoinStats]:
     """Join day `ds` from the lake's feature_log and event_log into training_examples.
 
@@ -160,7 +173,8 @@ def run_joiner(
     days, labels_from = labels
     features = lake.spark_read(spark, "feature_log", [ds])
     events = lake.spark_read(spark, "event_log", days)
-    examples, orphans = join_day(features, events, ds, spec, cfg)
+    vocab = vocab or Vocabulary()
+    examples, orphans = join_day(features, events, ds, spec, cfg, vocab)
     examples = examples.cache()
     try:
         version, rows = lake.spark_replace_day(examples, "training_examples", ds)
@@ -168,7 +182,7 @@ def run_joiner(
             F.sum((F.col("impressed") & F.col("impression_ts").isNull()).cast("long")).alias(
                 "no_imp"
             ),
-            *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in LABELS],
+            *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in vocab.label_events],
         ).first()
     finally:
         examples.unpersist()
@@ -177,7 +191,7 @@ def run_joiner(
         joined_rows=rows,
         features_without_impression=int(agg["no_imp"] or 0),
         engaged_without_features=orphans.count(),
-        positives={lab: int(agg[lab] or 0) for lab in LABELS},
+        positives={lab: int(agg[lab] or 0) for lab in vocab.label_events},
         labels_from=labels_from,
     )
     return version, stats

@@ -16,7 +16,7 @@ def daily_partitions(cfg: RankerConfig) -> dg.DailyPartitionsDefinition:
 def sampling_config_partitions(cfg: RankerConfig) -> dg.StaticPartitionsDefinition:
     """One partition per sampling config file (the code location reloads to pick up new ones);
     a broken file keeps its partitions, whose runs fail with its error."""
-    valid, broken = scan_sampling_configs(cfg.sampling.configs_path)
+    valid, broken = scan_sampling_configs(cfg.sampling.configs_path, cfg.vocabulary)
     return dg.StaticPartitionsDefinition(sorted({*valid, *broken}))
 
 
@@ -29,4 +29,4 @@ def day_and_config_partitions(
 def ds_and_config(cfg: RankerConfig, key: dg.MultiPartitionKey) -> tuple[str, SamplingConfig]:
     """The day and the sampling config (read fresh from its file) of a day x config partition."""
     keys = key.keys_by_dimension
-    return keys["ds"], sampling_config(cfg.sampling.configs_path, keys["config"])
+    return keys["ds"], sampling_config(cfg.sampling.configs_path, keys["config"], cfg.vocabulary)

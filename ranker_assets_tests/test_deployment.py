@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from ranker_assets.cli import main
 from ranker_assets.closed_loop import serving_policy
-from ranker_assets.config import HeadGates, RankerConfig
+from ranker_assets.config import HeadGates, ModelConfig, RankerConfig
 from ranker_assets.deployment import (
     DEPLOYMENTS,
     Decision,
@@ -45,11 +45,13 @@ from ranker_assets.training.pipeline import train_partition
 from ranker_assets.training.tracking import CHAMPION, PREVIOUS, raw_name
 from ranker_assets.world.holdout import HoldoutScorer
 from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets.world.vocabulary import CONTENT_TYPES
 from ranker_assets_tests.conftest import DAYS, SEED, START, TrainingWorld
 
 pytestmark = pytest.mark.spark
 D1, D2, D3 = DAYS
 TAGS = {"dagster_run_id": "test"}
+HEADS = ModelConfig().heads
 
 
 def _poison(lake: Lake, spark, config: str, mutate) -> None:
@@ -63,7 +65,7 @@ def _poison(lake: Lake, spark, config: str, mutate) -> None:
         )
         lake.replace_partition(SAMPLED_TABLE, table, {"config": config, "ds": day})
         frame = spark.createDataFrame(table.drop_columns(["config", "ds"]).to_pandas())
-        health = dataset_health(frame, frame, 1.0)
+        health = dataset_health(frame, frame, 1.0, HEADS, CONTENT_TYPES)
         lake.replace_partition(
             HEALTH, health.to_row(config, day, "test", "poisoned"), {"config": config, "ds": day}
         )

@@ -108,5 +108,6 @@ def _ingestion_asset(
 def build_logged_event_assets(
     cfg: RankerConfig, days: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    specs = (feature_log_spec(cfg.features, cfg.timezone), event_log_spec(cfg.timezone))
+    vocab, tz = cfg.vocabulary, cfg.timezone
+    specs = (feature_log_spec(cfg.features, vocab, tz), event_log_spec(vocab, tz))
     return [_ingestion_asset(cfg, days, spec) for spec in specs]

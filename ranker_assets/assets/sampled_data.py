@@ -39,7 +39,7 @@ def build_sampled_data_assets(
         "is its content hash, so editing a config marks its sampled datasets stale.",
     )
     def sampling_config(context: dg.AssetExecutionContext) -> dg.DataVersionsByPartition:
-        current, broken = scan_sampling_configs(folder)
+        current, broken = scan_sampling_configs(folder, cfg.vocabulary)
         for name, error in broken.items():  # visible in the run's logs; its partitions fail
             context.log.error(f"sampling config {name!r} is broken: {error}")
         versions = {n: c.content_hash() for n, c in current.items()}
@@ -85,7 +85,13 @@ def build_sampled_data_assets(
         delta = lake.lake()
         # The Spark session is only started when the partition has to be recomputed.
         outcome = run_sampler(
-            lambda: pyspark.spark_session, delta, ds, sampling, cfg.sampling.max_ratio_change
+            lambda: pyspark.spark_session,
+            delta,
+            ds,
+            sampling,
+            cfg.sampling.max_ratio_change,
+            cfg.model.heads,
+            cfg.vocabulary,
         )
         h = outcome.health
         return dg.MaterializeResult(

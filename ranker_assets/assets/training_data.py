@@ -40,7 +40,13 @@ def build_training_data_assets(
     ) -> dg.MaterializeResult:
         ds = context.partition_key
         version, stats = run_joiner(
-            pyspark.spark_session, lake.lake(), ds, cfg.features, cfg.joiner, cfg.timezone
+            pyspark.spark_session,
+            lake.lake(),
+            ds,
+            cfg.features,
+            cfg.joiner,
+            cfg.timezone,
+            vocab=cfg.vocabulary,
         )
         share = stats.orphan_share
         return dg.MaterializeResult(

@@ -37,7 +37,6 @@ from ranker_assets.world.truth import slate_truth
 
 METRICS_TABLE = "validation_metrics"
 EXAMPLES = "training_examples"
-RANDOMIZED = "randomized"
 
 
 def evaluation_day(ds: str) -> str:
@@ -293,7 +292,7 @@ def validate_challenger(
     eval_day = evaluation_day(ds)
     frame = load_evaluation_rows(lake, cfg, eval_day)
     impressed = frame[frame["impressed"]].reset_index(drop=True)
-    randomized = frame[frame["policy"] == RANDOMIZED].reset_index(drop=True)
+    randomized = frame[frame["policy"] == cfg.vocabulary.randomized_policy].reset_index(drop=True)
     models = {CHALLENGER: challenger, **({CHAMPION: champion} if champion else {})}
     scores, ope_parts = {}, []
     truth = read_truth(landing, eval_day)

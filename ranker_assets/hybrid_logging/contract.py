@@ -13,10 +13,11 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from ranker_assets.config import CONTENT_TYPES, EVENT_TYPES, PLATFORMS, POLICIES, FeatureSpec
+from ranker_assets.config import FeatureSpec, Vocabulary
 from ranker_assets.hybrid_logging.logger import LOG_REASONS
 
 _ID = pa.Check.ge(0, error="ids are non-negative integers")
+_TEXT_ID = pa.Check.str_length(min_value=1, error="ids are non-empty strings")
 UNIMPRESSED_RULE = "unimpressed candidates are logged only on randomized traffic (or in full mode)"
 _FINITE = pa.Check(lambda s: np.isfinite(s), error="must be a finite number")
 _UNIT = pa.Check.in_range(0.0, 1.0, include_min=False, error="must be in (0, 1]")
@@ -57,59 +58,79 @@ def summarize_failures(failure_cases: pd.DataFrame, examples: int = 3) -> str:
     return "\n".join(lines)
 
 
-def event_log_schema() -> pa.DataFrameSchema:
+def _id(vocab: Vocabulary) -> pa.Column:
+    """An id column: non-negative int64, or a non-empty string, as the vocabulary says."""
+    if vocab.id_type == "string":
+        return pa.Column(str, _TEXT_ID)
+    return pa.Column("int64", _ID)
+
+
+def _optional(vocab: Vocabulary) -> dict[str, pa.Column]:
+    """The context columns this ranker's logs have (query pin, platform, content type)."""
+    columns = {}
+    if vocab.query_column:
+        columns["query_pin_id"] = _id(vocab)
+    if vocab.platforms is not None:
+        columns["platform"] = pa.Column(str, pa.Check.isin(vocab.platforms))
+    if vocab.content_types is not None:
+        columns["content_type"] = pa.Column(str, pa.Check.isin(vocab.content_types))
+    return columns
+
+
+def event_log_schema(vocab: Vocabulary | None = None) -> pa.DataFrameSchema:
     """Client events: one small row per impression or engagement."""
-    return pa.DataFrameSchema(
-        {
-            "event_id": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False),
-            "request_id": pa.Column("int64", _ID),
-            "pin_id": pa.Column("int64", _ID),
-            "user_id": pa.Column("int64", _ID),
-            "event_type": pa.Column(str, pa.Check.isin(EVENT_TYPES)),
-            "position": pa.Column(
-                "int64", pa.Check.ge(0, error="position is 0-based, non-negative")
-            ),
-            "timestamp": pa.Column(pd.DatetimeTZDtype("us", "UTC")),
-            "platform": pa.Column(str, pa.Check.isin(PLATFORMS)),
-        },
-        strict=False,
-        coerce=False,
-        name="event_log",
-    )
-
-
-def feature_log_schema(features: FeatureSpec) -> pa.DataFrameSchema:
-    """Logged candidates with their full features: the key columns plus the declared features."""
+    vocab = vocab or Vocabulary()
     columns = {
-        "request_id": pa.Column("int64", _ID),
-        "pin_id": pa.Column("int64", _ID),
-        "user_id": pa.Column("int64", _ID),
-        "query_pin_id": pa.Column("int64", _ID),
+        "event_id": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False),
+        "request_id": _id(vocab),
+        "pin_id": _id(vocab),
+        "user_id": _id(vocab),
+        "event_type": pa.Column(str, pa.Check.isin(vocab.event_types)),
+        "position": pa.Column("int64", pa.Check.ge(0, error="position is 0-based, non-negative")),
+        "timestamp": pa.Column(pd.DatetimeTZDtype("us", "UTC")),
+    }
+    if vocab.platforms is not None:
+        columns["platform"] = pa.Column(str, pa.Check.isin(vocab.platforms))
+    return pa.DataFrameSchema(columns, strict=False, coerce=False, name="event_log")
+
+
+def feature_log_schema(
+    features: FeatureSpec, vocab: Vocabulary | None = None
+) -> pa.DataFrameSchema:
+    """Logged candidates with their full features: the key columns plus the declared features.
+
+    `propensity` is the probability that the serving policy put this candidate in this slot:
+    1/n for a uniformly shuffled request of n candidates, a bandit's per-slot propensity, or 1
+    for a deterministic ranking. `log_reason` is optional (the hybrid logger's bookkeeping).
+    """
+    vocab = vocab or Vocabulary()
+    columns = {
+        "request_id": _id(vocab),
+        "pin_id": _id(vocab),
+        "user_id": _id(vocab),
         "request_ts": pa.Column(pd.DatetimeTZDtype("us", "UTC")),
         "position": pa.Column("int32", pa.Check.ge(0)),
         "impressed": pa.Column(bool),
-        "platform": pa.Column(str, pa.Check.isin(PLATFORMS)),
-        "content_type": pa.Column(str, pa.Check.isin(CONTENT_TYPES)),
-        "policy": pa.Column(str, pa.Check.isin(POLICIES)),
+        **_optional(vocab),
+        "policy": pa.Column(str, pa.Check.isin(vocab.policies)),
         "propensity": pa.Column("float64", _UNIT),
         "keep_rate": pa.Column("float64", _UNIT),
-        "log_reason": pa.Column(str, pa.Check.isin(LOG_REASONS)),
+        "log_reason": pa.Column(str, pa.Check.isin(LOG_REASONS), required=False),
     }
     for name in features.dense:
         columns[name] = pa.Column("float32", _FINITE)
     for name in features.categorical:
-        columns.setdefault(name, pa.Column("int64", _ID))
+        columns.setdefault(name, _id(vocab))
+    randomized = vocab.randomized_policy
+
+    def shown_or_logged_in_full(df: pd.DataFrame) -> pd.Series:
+        full = df["log_reason"].eq("full") if "log_reason" in df else False
+        return df["impressed"] | df["policy"].eq(randomized) | full
+
     return pa.DataFrameSchema(
         columns,
         unique=["request_id", "pin_id"],
-        checks=[
-            pa.Check(
-                lambda df: (
-                    df["impressed"] | df["policy"].eq("randomized") | df["log_reason"].eq("full")
-                ),
-                error=UNIMPRESSED_RULE,
-            )
-        ],
+        checks=[pa.Check(shown_or_logged_in_full, error=UNIMPRESSED_RULE)],
         strict=False,
         coerce=False,
         name="feature_log",

@@ -40,14 +40,14 @@ def _atomic(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def _write_parquet(table: pa.Table, path: Path) -> int:
+def write_parquet_atomic(table: pa.Table, path: Path) -> int:
     tmp = _atomic(path)
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
     return path.stat().st_size
 
 
-def _write_jsonl(events: pd.DataFrame, path: Path) -> int:
+def write_jsonl_atomic(events: pd.DataFrame, path: Path) -> int:
     tmp = _atomic(path)
     events.to_json(tmp, orient="records", lines=True, date_format="iso", date_unit="ms")
     tmp.replace(path)
@@ -63,13 +63,13 @@ def write_day(landing: Path, ds: date, logged: LoggedDay) -> dict[str, WriteStat
         "feature_log": WriteStats(
             "feature_log",
             logged.feature_log.num_rows,
-            _write_parquet(logged.feature_log, fpath),
+            write_parquet_atomic(logged.feature_log, fpath),
             (fpath,),
         ),
         "ground_truth": WriteStats(
             "ground_truth",
             logged.ground_truth.num_rows,
-            _write_parquet(logged.ground_truth, gpath),
+            write_parquet_atomic(logged.ground_truth, gpath),
             (gpath,),
         ),
     }
@@ -78,7 +78,7 @@ def write_day(landing: Path, ds: date, logged: LoggedDay) -> dict[str, WriteStat
     paths, size = [], 0
     for day_str, part in events.groupby(event_day, sort=True):
         path = day_dir(landing, "event_log", str(day_str)) / f"{name}.jsonl"
-        size += _write_jsonl(part, path)
+        size += write_jsonl_atomic(part, path)
         paths.append(path)
     stats["event_log"] = WriteStats("event_log", len(events), size, tuple(paths))
     return stats

@@ -19,14 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ranker_assets.config import (
-    CONTENT_TYPES,
-    EVENT_TYPES,
-    FEATURE_LOG_KEY_COLUMNS,
-    PLATFORMS,
-    LoggingConfig,
-)
+from ranker_assets.config import FEATURE_LOG_KEY_COLUMNS, LoggingConfig
 from ranker_assets.world.traffic import ServedDay
+from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES, PLATFORMS
 
 # Why a row was logged, strongest first: on a duplicate request the strongest reason wins.
 LOG_REASONS: tuple[str, ...] = ("engagement", "randomized", "impression_sample", "full")

@@ -8,14 +8,12 @@ compared with the previous day by the sampled dataset's asset check.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-
-from ranker_assets.config import CONTENT_TYPES
-from ranker_assets.joiner import LABELS
 
 # Per-head (or per-content-type) fields, flattened to `<field>__<key>` columns in the table.
 _GROUPED = (
@@ -68,21 +66,29 @@ class DatasetHealth:
         return cls(**plain, **nested)
 
 
-def _summary(df: DataFrame) -> dict[str, float]:
+def _summary(df: DataFrame, heads: Sequence[str], content_types: Sequence[str]) -> dict[str, float]:
     """Rows, positives and weighted positives per head, rows per content type: one pass."""
     row = df.agg(
         F.count(F.lit(1)).alias("n"),
         F.sum("weight").alias("w"),
-        *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in LABELS],
-        *[F.sum(F.col("weight") * F.col(lab)).alias(f"w_{lab}") for lab in LABELS],
-        *[F.sum((F.col("content_type") == c).cast("long")).alias(f"ct_{c}") for c in CONTENT_TYPES],
+        *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in heads],
+        *[F.sum(F.col("weight") * F.col(lab)).alias(f"w_{lab}") for lab in heads],
+        *[F.sum((F.col("content_type") == c).cast("long")).alias(f"ct_{c}") for c in content_types],
     ).first()
     return {k: float(v or 0) for k, v in row.asDict().items()}
 
 
-def dataset_health(df_in: DataFrame, df_out: DataFrame, negative_keep_rate: float) -> DatasetHealth:
-    """Compute the health of one sampled day (a few small Spark aggregations)."""
-    full, out = _summary(df_in), _summary(df_out)
+def dataset_health(
+    df_in: DataFrame,
+    df_out: DataFrame,
+    negative_keep_rate: float,
+    heads: Sequence[str],
+    content_types: Sequence[str] | None,
+) -> DatasetHealth:
+    """Compute the health of one sampled day for the ranker's heads (a few small Spark
+    aggregations); content-type shares only when the logs have content types."""
+    ctypes = tuple(content_types or ())
+    full, out = _summary(df_in, heads, ctypes), _summary(df_out, heads, ctypes)
     n_out = int(out["n"])
     per_user = df_out.groupBy("user_id").count()
     n_users = per_user.count()
@@ -99,11 +105,11 @@ def dataset_health(df_in: DataFrame, df_out: DataFrame, negative_keep_rate: floa
         rows_in=int(full["n"]),
         rows_out=n_out,
         negative_keep_rate=negative_keep_rate,
-        positives={lab: int(out[lab]) for lab in LABELS},
-        positive_ratio={lab: share(out, lab, "n") for lab in LABELS},
-        weighted_rate_in={lab: share(full, f"w_{lab}", "w") for lab in LABELS},
-        weighted_rate_out={lab: share(out, f"w_{lab}", "w") for lab in LABELS},
-        content_type_share={c: share(out, f"ct_{c}", "n") for c in CONTENT_TYPES},
+        positives={lab: int(out[lab]) for lab in heads},
+        positive_ratio={lab: share(out, lab, "n") for lab in heads},
+        weighted_rate_in={lab: share(full, f"w_{lab}", "w") for lab in heads},
+        weighted_rate_out={lab: share(out, f"w_{lab}", "w") for lab in heads},
+        content_type_share={c: share(out, f"ct_{c}", "n") for c in ctypes},
         top1pct_user_share=(top_rows / n_out) if n_out else 0.0,
     )
 
@@ -113,7 +119,7 @@ def ratio_moves(current: DatasetHealth, previous: DatasetHealth | None) -> dict[
     if previous is None:
         return {}
     moves = {}
-    for lab in LABELS:
+    for lab in current.positive_ratio:
         a, b = current.positive_ratio[lab], previous.positive_ratio.get(lab, 0.0)
         moves[lab] = math.inf if min(a, b) == 0 else max(a / b, b / a)
     return moves
@@ -143,12 +149,13 @@ def health_markdown(current: DatasetHealth, previous: DatasetHealth | None) -> s
         "| head | positives | positive ratio | x prev day | weighted rate in | weighted rate out |",
         "|---|---|---|---|---|---|",
     ]
-    for lab in LABELS:
+    for lab in current.positives:
         move = f"{moves[lab]:.2f}" if lab in moves else "-"
         lines.append(
             f"| {lab} | {current.positives[lab]:,} | {current.positive_ratio[lab]:.4f} | {move} | "
             f"{current.weighted_rate_in[lab]:.4f} | {current.weighted_rate_out[lab]:.4f} |"
         )
-    lines += ["", "| content type | share |", "|---|---|"]
-    lines += [f"| {c} | {s:.3f} |" for c, s in current.content_type_share.items()]
+    if current.content_type_share:
+        lines += ["", "| content type | share |", "|---|---|"]
+        lines += [f"| {c} | {s:.3f} |" for c, s in current.content_type_share.items()]
     return "\n".join(lines)

@@ -9,12 +9,14 @@ from datetime import date, timedelta
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from ranker_assets.config import ModelConfig, Vocabulary
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SAMPLED_TABLE, SamplingConfig
 from ranker_assets.sampling.health import DatasetHealth, dataset_health, health_problems
 from ranker_assets.sampling.sampler import sample_day
 
 HEALTH = "sampled_dataset_health"
+CLOSEUP_HEADS = ModelConfig().heads
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,16 @@ def run_sampler(
     ds: str,
     cfg: SamplingConfig,
     max_ratio_change: float,
+    heads: tuple[str, ...] = CLOSEUP_HEADS,
+    vocab: Vocabulary | None = None,
 ) -> SampleOutcome:
     """Sample `ds` with `cfg`, unless the same config already sampled the same upstream data.
 
-    `spark` is called only when the partition has to be recomputed.
+    Health is judged on the ranker's `heads`; names come from its `vocab` (closeup's by
+    default). `spark` is called only when the partition has to be recomputed.
     """
+    vocab = vocab or Vocabulary()
+    cfg.check_names(vocab.label_events, vocab.content_types)
     if not lake.has_data("training_examples", ds):
         raise FileNotFoundError(f"training_examples has no rows for {ds}: join that day first")
     config_hash = cfg.content_hash()
@@ -60,7 +67,7 @@ def run_sampler(
         health = DatasetHealth.from_row(record)
     else:
         df_in = lake.spark_read(spark(), "training_examples", [ds])
-        sampled, neg_rate = sample_day(df_in, cfg)
+        sampled, neg_rate = sample_day(df_in, cfg, vocab.label_events, vocab.randomized_policy)
         sampled = sampled.cache()
         try:
             lake.spark_replace_partition(
@@ -68,7 +75,7 @@ def run_sampler(
                 SAMPLED_TABLE,
                 {"config": cfg.name, "ds": ds},
             )
-            health = dataset_health(df_in, sampled, neg_rate)
+            health = dataset_health(df_in, sampled, neg_rate, heads, vocab.content_types)
         finally:
             sampled.unpersist()
         # Written last: it is also the lineage record, so a crash above means "recompute".

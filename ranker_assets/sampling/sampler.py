@@ -11,7 +11,10 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from ranker_assets.config import Vocabulary
 from ranker_assets.sampling.config import NegativeTarget, SamplingConfig
+
+CLOSEUP = Vocabulary()  # the defaults: the closeup ranker's label events and policy names
 
 _U53 = float(2**53)
 
@@ -22,9 +25,9 @@ def uniform(seed: int, salt: str) -> Column:
     return (F.pmod(h, F.lit(2**53)).cast("double") / F.lit(_U53)).alias(f"u_{salt}")
 
 
-def _protected_rate(cfg: SamplingConfig) -> Column:
-    """Keep rate of a row from its positive labels (null when it has none of the listed labels)."""
-    rates = [F.when(F.col(lab) == 1, F.lit(rate)) for lab, rate in cfg.label_keep.items()]
+def _protected_rate(cfg: SamplingConfig, labels: tuple[str, ...]) -> Column:
+    """Keep rate of a row from its positive labels (null when it has none)."""
+    rates = [F.when(F.col(lab) == 1, F.lit(rate)) for lab, rate in cfg.keep_rates(labels).items()]
     return F.greatest(*rates, F.lit(None).cast("double")) if rates else F.lit(None).cast("double")
 
 
@@ -35,7 +38,9 @@ def _boost(cfg: SamplingConfig) -> Column:
     return boost
 
 
-def negative_rate(df: DataFrame, cfg: SamplingConfig) -> float:
+def negative_rate(
+    df: DataFrame, cfg: SamplingConfig, labels: tuple[str, ...], randomized: str
+) -> float:
     """The keep rate for label-free rows: fixed, or solved for the target positive ratio.
 
     With P the expected kept positives of the head, K the expected kept protected rows and B
@@ -44,11 +49,11 @@ def negative_rate(df: DataFrame, cfg: SamplingConfig) -> float:
     target = cfg.negative_keep
     if not isinstance(target, NegativeTarget):
         return float(target)
-    protected = _protected_rate(cfg)
+    protected = _protected_rate(cfg, labels)
     # Null for label-free rows (least() would skip the null and return 1).
     pos_p = F.when(protected.isNotNull(), F.least(F.lit(1.0), protected * _boost(cfg)))
     row = (
-        df.where(F.col("policy") != "randomized" if cfg.randomized != "sample" else F.lit(True))
+        df.where(F.col("policy") != randomized if cfg.randomized != "sample" else F.lit(True))
         .agg(
             F.sum(F.when(F.col(target.head) == 1, pos_p).otherwise(0.0)).alias("p"),
             F.sum(F.coalesce(pos_p, F.lit(0.0))).alias("k"),
@@ -88,18 +93,24 @@ def _cap(df: DataFrame, group: str, cap: int | None, seed: int) -> DataFrame:
     )
 
 
-def sample_day(df: DataFrame, cfg: SamplingConfig) -> tuple[DataFrame, float]:
+def sample_day(
+    df: DataFrame,
+    cfg: SamplingConfig,
+    labels: tuple[str, ...] = CLOSEUP.label_events,
+    randomized: str = CLOSEUP.randomized_policy,
+) -> tuple[DataFrame, float]:
     """Sample one day of training examples; returns (sampled rows, the negative keep rate).
 
+    `labels` are the ranker's label events and `randomized` its randomized policy's name.
     Adds `keep_prob` and rescales `weight`; the columns are otherwise those of the input.
     """
-    neg = negative_rate(df, cfg)
-    protected = _protected_rate(cfg)
+    neg = negative_rate(df, cfg, labels, randomized)
+    protected = _protected_rate(cfg, labels)
     keep_prob = F.least(F.lit(1.0), F.coalesce(protected, F.lit(neg)) * _boost(cfg))
     if cfg.randomized == "keep_all":
-        keep_prob = F.when(F.col("policy") == "randomized", F.lit(1.0)).otherwise(keep_prob)
+        keep_prob = F.when(F.col("policy") == randomized, F.lit(1.0)).otherwise(keep_prob)
     elif cfg.randomized == "drop":
-        keep_prob = F.when(F.col("policy") == "randomized", F.lit(0.0)).otherwise(keep_prob)
+        keep_prob = F.when(F.col("policy") == randomized, F.lit(0.0)).otherwise(keep_prob)
     columns = df.columns
     sampled = (
         df.withColumn("keep_prob", keep_prob)

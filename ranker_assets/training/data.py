@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
@@ -26,7 +27,13 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def hash_ids(values: np.ndarray, feature_index: int, buckets: int) -> np.ndarray:
-    """Deterministic id -> bucket in [0, buckets), different per feature (Fibonacci hashing)."""
+    """Deterministic id -> bucket in [0, buckets), different per feature (Fibonacci hashing).
+
+    String ids are first hashed to 64 bits (pandas' fixed-key SipHash, stable across runs).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "OUS":
+        values = pd.util.hash_array(values.astype(object), categorize=False)
     with np.errstate(over="ignore"):
         x = values.astype(np.uint64) * _GOLDEN + np.uint64(feature_index + 1) * np.uint64(
             0xBF58476D1CE4E5B9
@@ -42,6 +49,8 @@ def feature_arrays(
 
     def col(name: str) -> np.ndarray:
         c = table[name]
+        if isinstance(c, pa.ChunkedArray):
+            return c.to_numpy(zero_copy_only=False)
         return c.to_numpy() if hasattr(c, "to_numpy") else np.asarray(c)
 
     dense = np.column_stack([col(n).astype(np.float32, copy=False) for n in spec.dense])
@@ -89,7 +98,13 @@ class Tensors:
         )
 
 
-def to_tensors(table: pa.Table, spec: FeatureSpec, heads: Sequence[str], buckets: int) -> Tensors:
+def to_tensors(
+    table: pa.Table,
+    spec: FeatureSpec,
+    heads: Sequence[str],
+    buckets: int,
+    randomized_policy: str = "randomized",
+) -> Tensors:
     dense, cats = feature_arrays(table, spec, buckets)
     labels = np.column_stack([table[h].to_numpy().astype(np.float32) for h in heads])
     return Tensors(
@@ -98,9 +113,9 @@ def to_tensors(table: pa.Table, spec: FeatureSpec, heads: Sequence[str], buckets
         labels=torch.from_numpy(np.ascontiguousarray(labels)),
         weights=torch.from_numpy(table["weight"].to_numpy().astype(np.float32)),
         randomized=torch.from_numpy(
-            (table["policy"].to_numpy(zero_copy_only=False) == "randomized").astype(bool)
+            (table["policy"].to_numpy(zero_copy_only=False) == randomized_policy).astype(bool)
         ),
-        request_id=table["request_id"].to_numpy(),
+        request_id=table["request_id"].to_numpy(zero_copy_only=False),
     )
 
 

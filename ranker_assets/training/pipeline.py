@@ -88,7 +88,13 @@ def train_partition(
                 f"training on {sampling_config!r} {days[0]}..{days[-1]} blocked by data "
                 "validation: " + "; ".join(checked.problems)
             )
-        data = to_tensors(table, cfg.features, cfg.model.heads, cfg.model.hash_buckets)
+        data = to_tensors(
+            table,
+            cfg.features,
+            cfg.model.heads,
+            cfg.model.hash_buckets,
+            cfg.vocabulary.randomized_policy,
+        )
         champion = _champion(cfg)
         outcome = train_ranker(
             data,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ranker_assets.config import CONTENT_TYPES, PLATFORMS, WorldConfig
+from ranker_assets.config import WorldConfig
+from ranker_assets.world.vocabulary import CONTENT_TYPES, PLATFORMS
 
 N_INTEREST_FACTORS = 4
 

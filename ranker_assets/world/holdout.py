@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ranker_assets.config import EVENT_TYPES
 from ranker_assets.world.policies import Features, Scorer
 from ranker_assets.world.traffic import ServedDay
+from ranker_assets.world.vocabulary import EVENT_TYPES
 
 TREATMENT, HOLDOUT = "champion", "previous"
 

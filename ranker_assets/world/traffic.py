@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from ranker_assets.config import CONTENT_TYPES, EVENT_TYPES, WorldConfig
+from ranker_assets.config import WorldConfig
 from ranker_assets.world.drift import DayState
 from ranker_assets.world.entities import Population
 from ranker_assets.world.policies import Features, Scorer, serve
+from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES
 
 US_PER_S = 1_000_000
 MAX_REQUESTS_PER_DAY = 10_000_000

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ranker_assets.config import EVENT_TYPES, WorldConfig
+from ranker_assets.config import WorldConfig
 from ranker_assets.evaluation.metrics import ranks_within
 from ranker_assets.world.traffic import ServedDay
+from ranker_assets.world.vocabulary import EVENT_TYPES
 
 
 def candidates_frame(served: ServedDay) -> pd.DataFrame:

@@ -4,12 +4,13 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from ranker_assets.config import EVENT_TYPES, LoggingConfig
+from ranker_assets.config import LoggingConfig
 from ranker_assets.hybrid_logging.logger import feature_log_rows, keep_hash, log_day
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.traffic import ServedDay, simulate_day
+from ranker_assets.world.vocabulary import EVENT_TYPES
 from ranker_assets_tests.conftest import SEED, START, small_config
 
 

@@ -8,9 +8,11 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ranker_assets.joiner import LABELS
 from ranker_assets.sampling.config import NegativeTarget, SamplingConfig
 from ranker_assets.sampling.sampler import sample_day
+from ranker_assets.world.vocabulary import CLOSEUP
+
+LABELS = CLOSEUP.label_events
 
 pytestmark = pytest.mark.spark
 N = 200_000

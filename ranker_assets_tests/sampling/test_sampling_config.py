@@ -30,7 +30,7 @@ def test_shipped_configs_load_and_hash_their_content() -> None:
         ("max_per_user: -3", "max_per_user: Input should be greater than 0"),
         ("max_per_request: 0", "max_per_request: Input should be greater than 0"),
         ("negative_keep: 1.2", "negative_keep"),
-        ("negative_keep: {head: saves, positive_ratio: 0.2}", "negative_keep.NegativeTarget.head"),
+        ("negative_keep: {head: saves, positive_ratio: 0.2}", "negative_keep.head"),
         ("content_type_boost: {video: 0}", "content_type_boost.video"),
         ("randomised: drop", "randomised: Extra inputs are not permitted"),
         ("name: Bad-Name", "name: String should match pattern"),

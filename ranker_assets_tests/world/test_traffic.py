@@ -5,11 +5,11 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from ranker_assets.config import EVENT_TYPES
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.traffic import US_PER_S, simulate_day
+from ranker_assets.world.vocabulary import EVENT_TYPES
 from ranker_assets_tests.conftest import SEED, START, small_config
 
 

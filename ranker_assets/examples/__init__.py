@@ -1,0 +1,1 @@
+"""Example logs of rankers other than closeup, for trying the bring-your-own-logs contract."""
