@@ -105,6 +105,16 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _example_logs(args: argparse.Namespace) -> int:
+    """Land the bandit example's logs (configs/examples/bandit_ranker.yaml reads them)."""
+    from ranker_assets.examples.bandit_logs import land_bandit_logs
+
+    landing = Path(args.landing) if args.landing else ranker_home() / "landing"
+    land_bandit_logs(landing, date.fromisoformat(args.start), args.days, args.requests, args.seed)
+    print(f"landed {args.days} day(s) of bandit logs under {landing}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ranker-assets", description=__doc__)
     parser.add_argument(
@@ -125,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--days", type=int, default=1)
     check.add_argument("--landing", help="landing directory (default: $RANKER_HOME/landing)")
     check.set_defaults(func=_check_logs)
+    example = sub.add_parser(
+        "example-logs", help="land the non-closeup example's logs (bandit item recommender)"
+    )
+    example.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    example.add_argument("--days", type=int, default=4)
+    example.add_argument("--requests", type=int, default=2000, help="requests per day")
+    example.add_argument("--landing", help="landing directory (default: $RANKER_HOME/landing)")
+    example.add_argument("--seed", type=int, default=0)
+    example.set_defaults(func=_example_logs)
     back = sub.add_parser("rollback", help="serve the previous champion (or --to VERSION) again")
     back.add_argument("--to", help="calibrated version to serve (its raw twin moves with it)")
     back.add_argument("--lake", help="lake root (default: $RANKER_LAKE_URI or $RANKER_HOME/lake)")

@@ -82,7 +82,7 @@ def _day(
             "request_id": [f"r{ds:%Y%m%d}-{i:06x}" for i in r],
             "pin_id": [f"item-{x:04x}" for x in cands[r, s]],
             "user_id": [f"user-{x:05x}" for x in user[r]],
-            "request_ts": pd.to_datetime(ts[r], unit="us", utc=True),
+            "request_ts": pd.to_datetime(ts[r], unit="us", utc=True).astype("datetime64[us, UTC]"),
             "position": position[r, s].astype(np.int32),
             "impressed": shown[r, s],
             "policy": np.where(random[r], "random", "bts"),
