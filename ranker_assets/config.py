@@ -487,6 +487,13 @@ class ConfigError(ValueError):
     """The ranker config is invalid; the message names the file and each failing field."""
 
 
+def field_errors(err: ValidationError) -> str:
+    """`a.b: message; c: message`: each failing field of a config by its dotted path."""
+    return "; ".join(
+        f"{'.'.join(str(x) for x in e['loc']) or '<config>'}: {e['msg']}" for e in err.errors()
+    )
+
+
 def load_config(path: str | Path | None = None) -> RankerConfig:
     """Load the ranker config from `path`, `$RANKER_CONFIG`, or `configs/ranker.yaml`.
 
@@ -506,10 +513,7 @@ def load_config(path: str | Path | None = None) -> RankerConfig:
     try:
         cfg = RankerConfig.model_validate(raw)
     except ValidationError as err:
-        fields = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '<config>'}: {e['msg']}" for e in err.errors()
-        )
-        raise ConfigError(f"{p}: {fields}") from None
+        raise ConfigError(f"{p}: {field_errors(err)}") from None
     from ranker_assets.sampling.config import scan_sampling_configs
 
     valid, broken = scan_sampling_configs(cfg.sampling.configs_path, cfg.vocabulary)

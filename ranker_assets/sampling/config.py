@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ranker_assets.config import Vocabulary
+from ranker_assets.config import Vocabulary, field_errors
 
 # The Delta table of sampled datasets, partitioned by (config, ds): written by the sampler,
 # read by the trainer.
@@ -104,10 +104,7 @@ def load_sampling_config(path: Path, vocab: Vocabulary | None = None) -> Samplin
     try:
         cfg = SamplingConfig.model_validate(raw)
     except ValidationError as err:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<config>'}: {e['msg']}" for e in err.errors()
-        )
-        raise SamplingConfigError(f"{path}: invalid sampling config: {fields}") from None
+        raise SamplingConfigError(f"{path}: invalid sampling config: {field_errors(err)}") from None
     vocab = vocab or Vocabulary()
     try:
         cfg.check_names(vocab.label_events, vocab.content_types)
