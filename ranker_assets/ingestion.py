@@ -272,6 +272,9 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
 
     typed = pd.DataFrame(index=df.index)
     for name, col in spec.schema.columns.items():
+        if name not in df.columns and name in contract.OPTIONAL_DEFAULTS:
+            typed[name] = contract.OPTIONAL_DEFAULTS[name]  # documented meaning of absence
+            continue
         if name not in df.columns and not col.required:
             continue
         if name not in df.columns:

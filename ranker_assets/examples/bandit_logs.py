@@ -87,7 +87,6 @@ def _day(
             "impressed": shown[r, s],
             "policy": np.where(random[r], "random", "bts"),
             "propensity": propensity[r, s].astype(np.float64),
-            "keep_rate": 1.0,
         }
     )
     for j, name in enumerate(feature_names(world)):

@@ -58,6 +58,10 @@ def summarize_failures(failure_cases: pd.DataFrame, examples: int = 3) -> str:
     return "\n".join(lines)
 
 
+# Optional columns whose absence has a meaning: ingestion records it as this value.
+OPTIONAL_DEFAULTS: dict[str, object] = {"keep_rate": 1.0}
+
+
 def _id(vocab: Vocabulary) -> pa.Column:
     """An id column: non-negative int64, or a non-empty string, as the vocabulary says."""
     if vocab.id_type == "string":
@@ -101,7 +105,8 @@ def feature_log_schema(
 
     `propensity` is the probability that the serving policy put this candidate in this slot:
     1/n for a uniformly shuffled request of n candidates, a bandit's per-slot propensity, or 1
-    for a deterministic ranking. `log_reason` is optional (the hybrid logger's bookkeeping).
+    for a deterministic ranking. `log_reason` is optional (the hybrid logger's bookkeeping), and
+    so is `keep_rate`: a log without it kept every row (see OPTIONAL_DEFAULTS).
     """
     vocab = vocab or Vocabulary()
     columns = {
@@ -114,7 +119,7 @@ def feature_log_schema(
         **_optional(vocab),
         "policy": pa.Column(str, pa.Check.isin(vocab.policies)),
         "propensity": pa.Column("float64", _UNIT),
-        "keep_rate": pa.Column("float64", _UNIT),
+        "keep_rate": pa.Column("float64", _UNIT, required=False),
         "log_reason": pa.Column(str, pa.Check.isin(LOG_REASONS), required=False),
     }
     for name in features.dense:
