@@ -30,14 +30,14 @@ java:
 	  echo "  sudo apt-get install -y openjdk-17-jre-headless   (Debian/Ubuntu)"; \
 	  echo "  brew install openjdk@17                           (macOS)"; exit 1; fi
 
-$(DAGSTER_HOME):
+$(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	cp configs/dagster.yaml $@
 
-demo: $(STAMP) java $(DAGSTER_HOME)
+demo: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m ranker_assets.demo --start $(DEMO_START) --days $(DEMO_DAYS) --requests $(DEMO_REQUESTS)
 
-test: $(STAMP) java $(DAGSTER_HOME)
+test: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check ranker_assets ranker_assets_tests bench
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
@@ -46,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check ranker_assets ranker_assets_tests bench
 	$(BIN)/ruff format --check ranker_assets ranker_assets_tests bench
 
-ui: $(STAMP) java $(DAGSTER_HOME)
+ui: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow-ui: $(STAMP)

@@ -12,6 +12,7 @@ from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
 from ranker_assets.assets.validation_reports import build_validation_assets
+from ranker_assets.automation import automation_sensor
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.partitions import (
     daily_partitions,
@@ -20,7 +21,6 @@ from ranker_assets.partitions import (
 )
 from ranker_assets.resources import build_resources
 
-LANDED_LOGS = ("feature_log", "event_log")
 # We use beta APIs on purpose (observable source assets, multi-to-single partition mappings).
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -36,31 +36,23 @@ def build_definitions(
     days = daily_partitions(cfg)
     configs = sampling_config_partitions(cfg)
     days_x_configs = day_and_config_partitions(days, configs)
-    # The landing zone: files written by the serving stack (or the simulator), outside Dagster.
-    landing = [
-        dg.AssetSpec(
-            key=["landing", log],
-            description=f"{log} files landed per day (ds); see docs/log_contract.md.",
-            group_name="landing",
-            partitions_def=days,
-            kinds={"parquet" if log == "feature_log" else "json"},
-        )
-        for log in LANDED_LOGS
-    ]
     return dg.Definitions(
-        assets=[
-            *landing,
-            *build_logged_event_assets(cfg, days),
-            *build_training_data_assets(cfg, days),
-            *build_sampled_data_assets(cfg, configs, days_x_configs),
-            *build_trained_ranker_assets(cfg, days_x_configs),
-            *build_validation_assets(cfg, days_x_configs),
-            *build_deployment_assets(cfg, days),
-        ],
+        # Each asset links to its source in the UI.
+        assets=dg.with_source_code_references(
+            [
+                *build_logged_event_assets(cfg, days),
+                *build_training_data_assets(cfg, days),
+                *build_sampled_data_assets(cfg, configs, days_x_configs),
+                *build_trained_ranker_assets(cfg, days_x_configs),
+                *build_validation_assets(cfg, days_x_configs),
+                *build_deployment_assets(cfg, days),
+            ]
+        ),
         jobs=[
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
             dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),
         ],
+        sensors=[automation_sensor()],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.
         executor=dg.in_process_executor,

@@ -3,8 +3,10 @@
 import dagster as dg
 
 from ranker_assets.assets.metadata import table_metadata
+from ranker_assets.automation import ingest_when_landed, observe_every_minute
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
+from ranker_assets.hybrid_logging.landing import day_fingerprints
 from ranker_assets.ingestion import (
     QUARANTINE_TABLE,
     IngestionError,
@@ -50,6 +52,26 @@ def _check_results(result: IngestResult, cfg: RankerConfig, name: str) -> list[d
     ]
 
 
+def _landing_asset(log: str, days: dg.PartitionsDefinition) -> dg.SourceAsset:
+    @dg.observable_source_asset(
+        key=["landing", log],
+        partitions_def=days,
+        group_name="landing",
+        description=f"{log} files landed per day (ds); see docs/log_contract.md. Observed every "
+        "minute: each landed day's version is a fingerprint of its files.",
+        automation_condition=observe_every_minute(),
+        tags={"stage": "landing"},
+    )
+    def _observe(landing: LandingResource) -> dg.DataVersionsByPartition:
+        known = set(days.get_partition_keys())
+        versions = day_fingerprints(landing.root(), log)
+        return dg.DataVersionsByPartition(
+            {ds: dg.DataVersion(v) for ds, v in versions.items() if ds in known}
+        )
+
+    return _observe
+
+
 def _ingestion_asset(
     cfg: RankerConfig, days: dg.PartitionsDefinition, spec: LogSpec
 ) -> dg.AssetsDefinition:
@@ -60,6 +82,7 @@ def _ingestion_asset(
         group_name="logged_events",
         kinds={"delta", "pandas"},
         freshness_policy=freshness_policy(cfg.cadence, "logs"),
+        automation_condition=ingest_when_landed(),
         check_specs=[
             dg.AssetCheckSpec(
                 "quarantine_share",
@@ -107,7 +130,10 @@ def _ingestion_asset(
 
 def build_logged_event_assets(
     cfg: RankerConfig, days: dg.PartitionsDefinition
-) -> list[dg.AssetsDefinition]:
+) -> list[dg.AssetsDefinition | dg.SourceAsset]:
     vocab, tz = cfg.vocabulary, cfg.timezone
     specs = (feature_log_spec(cfg.features, vocab, tz), event_log_spec(vocab, tz))
-    return [_ingestion_asset(cfg, days, spec) for spec in specs]
+    return [
+        *(_landing_asset(spec.name, days) for spec in specs),
+        *(_ingestion_asset(cfg, days, spec) for spec in specs),
+    ]

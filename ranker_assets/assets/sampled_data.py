@@ -11,6 +11,10 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
 from ranker_assets.assets.metadata import table_metadata
+from ranker_assets.automation import (
+    observe_every_minute,
+    sample_when_examples_or_config_change,
+)
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.partitions import ds_and_config
@@ -35,6 +39,7 @@ def build_sampled_data_assets(
         name="sampling_config",
         partitions_def=config_parts,
         group_name="training_data",
+        automation_condition=observe_every_minute(),
         description=f"Sampling configs under {cfg.sampling.configs_dir}/; the data version of each "
         "is its content hash, so editing a config marks its sampled datasets stale.",
     )
@@ -66,6 +71,8 @@ def build_sampled_data_assets(
         group_name="training_data",
         kinds={"spark", "delta"},
         freshness_policy=freshness_policy(cfg.cadence, "training_data"),
+        automation_condition=sample_when_examples_or_config_change(),
+        pool="spark",
         check_specs=[
             dg.AssetCheckSpec(
                 "dataset_health",

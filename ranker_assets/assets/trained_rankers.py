@@ -38,6 +38,7 @@ def build_trained_ranker_assets(
         group_name="models",
         kinds={"pytorch", "mlflow"},
         freshness_policy=freshness_policy(cfg.cadence, "model"),
+        pool="training",
         description=f"A multi-task MMoE ranker ({', '.join(cfg.model.heads)}) trained on "
         f"{cfg.model.window_days} days of one sampling config's data; raw and calibrated "
         "versions are registered in MLflow together.",

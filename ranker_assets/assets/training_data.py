@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
 from ranker_assets.assets.metadata import table_metadata
+from ranker_assets.automation import labels_mature
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.joiner import run_joiner
@@ -23,6 +24,8 @@ def build_training_data_assets(
         group_name="training_data",
         kinds={"spark", "delta"},
         freshness_policy=freshness_policy(cfg.cadence, "training_data"),
+        automation_condition=labels_mature(),
+        pool="spark",
         check_specs=[
             dg.AssetCheckSpec(
                 "logs_agree",

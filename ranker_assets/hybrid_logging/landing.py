@@ -10,6 +10,7 @@ file names carry the traffic day they came from: re-landing a day replaces its o
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -93,6 +94,21 @@ def day_files(landing: Path, log: str, ds: date | str) -> list[Path]:
         if folder.exists()
         else []
     )
+
+
+def day_fingerprints(landing: Path, log: str) -> dict[str, str]:
+    """Per landed day of `log`: a fingerprint of its files (names, sizes, modification times),
+    so a new, re-landed or late-appended day gets a new version and an unchanged one keeps it."""
+    root = Path(landing) / log
+    out = {}
+    for folder in sorted(root.glob("ds=*")) if root.exists() else []:
+        ds = folder.name.removeprefix("ds=")
+        files = day_files(landing, log, ds)
+        if not files:
+            continue
+        listing = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        out[ds] = hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
+    return out
 
 
 def read_feature_log(landing: Path, ds: date | str) -> pa.Table:

@@ -1,0 +1,70 @@
+"""What runs by itself, and when: the automation conditions of the graph, and their sensor.
+
+Each condition is named for the rule it encodes, so the Automation page and the tests read
+like this module. What is here: landed days are observed (a per-day fingerprint of the files),
+a changed or new landed day is ingested, a day is joined once its labels are mature (its next
+day's events are ingested), and sampled datasets follow new training examples and edited
+sampling configs. Retraining on staleness, validation and deployment are run by hand or by
+backfill for now (issue 9 continues).
+
+Shared rules: a partition runs once per upstream change (`since_last_handled`), never while it
+or an upstream partition is running, never while an upstream partition is missing, and only
+for recent days (`lookback`), so re-running an old upstream day does not cascade through
+history.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+AC = dg.AutomationCondition
+# Landing zones get late uploads and re-landed days: a week of days is watched for changes.
+INGEST_LOOKBACK = timedelta(days=7)
+# A day is joined when its next day's events arrive, so the joinable day is two days back.
+JOIN_LOOKBACK = timedelta(days=2)
+OBSERVE_CRON = "* * * * *"
+
+
+def _follows_upstream(label: str, lookback: timedelta) -> dg.AutomationCondition:
+    return (
+        AC.in_latest_time_window(lookback)
+        & AC.any_deps_updated().since_last_handled()
+        & ~AC.any_deps_missing()
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+    ).with_label(label)
+
+
+def observe_every_minute() -> dg.AutomationCondition:
+    """Sources (landed files, sampling configs) are observed on a schedule: a new or changed
+    day or config gets a new data version, which is what downstream conditions react to."""
+    return AC.cron_tick_passed(OBSERVE_CRON).with_label("observe_every_minute")
+
+
+def ingest_when_landed() -> dg.AutomationCondition:
+    """A landed day (new or changed files) is ingested, once, if not already running."""
+    return _follows_upstream("ingest_when_landed", INGEST_LOOKBACK)
+
+
+def labels_mature() -> dg.AutomationCondition:
+    """A day is joined once its features and the events of the day and the next are ingested
+    (the Joiner's dependency on event_log[D+1] makes a missing next day block it)."""
+    return _follows_upstream("labels_mature", JOIN_LOOKBACK)
+
+
+def sample_when_examples_or_config_change() -> dg.AutomationCondition:
+    """A (day, config) is sampled when its training examples or its sampling config change."""
+    return _follows_upstream("sample_when_examples_or_config_change", JOIN_LOOKBACK)
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the conditions every 30 s; RUNNING as soon as the code location loads."""
+    return dg.AutomationConditionSensorDefinition(
+        "ranker_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Runs the graph's automation conditions (ranker_assets/automation.py).",
+    )

@@ -1,0 +1,119 @@
+"""The automation conditions, evaluated at chosen times the way the sensor evaluates them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from ranker_assets.config import load_config
+from ranker_assets.definitions import build_definitions
+from ranker_assets.hybrid_logging.landing import day_files, day_fingerprints
+from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
+from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets_tests.conftest import SEED, START, small_config
+
+pytestmark = pytest.mark.spark
+D1, D2, D3 = (str(START + timedelta(days=i)) for i in range(3))
+NOW = datetime(2026, 11, 4, 8, tzinfo=UTC)  # D1..D3 are over
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("automation")
+    shutil.copytree(load_config().sampling.configs_path, root / "sampling")
+    base = small_config()
+    cfg = base.model_copy(
+        update={
+            "sampling": base.sampling.model_copy(update={"configs_dir": str(root / "sampling")})
+        }
+    )
+    simulate_to_landing(cfg.world, cfg.logging, root / "landing", START, 2, 600, SEED)
+    resources = {
+        "lake": LakeResource(root=str(root / "lake")),
+        "landing": LandingResource(path=str(root / "landing")),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}"),
+    }
+    defs = build_definitions(cfg, resources)
+    with dg.instance_for_test() as instance:
+        yield defs, instance, root / "landing"
+
+
+def _observe(defs: dg.Definitions, instance: dg.DagsterInstance, *keys: str) -> None:
+    job = defs.resolve_implicit_global_asset_job_def()
+    selection = [dg.AssetKey.from_user_string(k) for k in keys]
+    assert job.execute_in_process(instance=instance, asset_selection=selection).success
+
+
+ASSETS = ("feature_log", "event_log", "training_examples", "sampled_dataset")
+
+
+def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, set[str]]:
+    """Requested partitions per asset, for the assets that got any."""
+    out = {}
+    for asset in ASSETS:
+        keys = result.get_requested_partitions(dg.AssetKey(asset))
+        if keys:
+            out[asset] = {str(k) for k in keys}
+    return out
+
+
+def _materialize(defs: dg.Definitions, instance: dg.DagsterInstance, requested: dict) -> None:
+    job = defs.resolve_implicit_global_asset_job_def()
+    for asset, keys in requested.items():
+        for key in sorted(keys):
+            assert job.execute_in_process(
+                instance=instance,
+                partition_key=key,
+                asset_selection=[dg.AssetKey(asset)],
+            ).success, (asset, key)
+
+
+def test_the_sensor_is_declared_and_running_by_default(graph) -> None:
+    defs, _, _ = graph
+    (sensor,) = defs.sensors
+    assert sensor.name == "ranker_automation"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(graph) -> None:
+    defs, instance, landing = graph
+    assert set(day_fingerprints(landing, "event_log")) == {D1, D2, D3}  # D3: late events only
+    # Nothing observed yet: nothing to ingest.
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
+    assert _requested(first) == {}
+    _observe(defs, instance, "landing/feature_log", "landing/event_log")
+    landed = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=first.cursor
+    )
+    # Every landed day is ingested; D2 is joined in the same pass, after its inputs (its next
+    # day's events are among them). D3 has no traffic of its own (no feature log): never
+    # joined; D1 is older than the join's lookback: a backfill's job, not automation's.
+    assert _requested(landed) == {
+        "feature_log": {D1, D2},
+        "event_log": {D1, D2, D3},
+        "training_examples": {D2},
+    }
+    _materialize(defs, instance, _requested(landed))
+    # Sampled datasets wait for their config's first observation, then follow.
+    waiting = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=landed.cursor
+    )
+    assert _requested(waiting) == {}  # once per change: nothing is requested twice
+    _observe(defs, instance, "sampling_config")
+    sampling = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=waiting.cursor
+    )
+    assert _requested(sampling) == {"sampled_dataset": {f"balanced|{D2}", f"legacy|{D2}"}}
+    # A re-landed day gets a new version: that day alone is ingested (and joined) again.
+    (path,) = day_files(landing, "feature_log", D2)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    _observe(defs, instance, "landing/feature_log")
+    relanded = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=sampling.cursor
+    )
+    assert _requested(relanded)["feature_log"] == {D2}
+    assert _requested(relanded).get("training_examples", {D2}) == {D2}
