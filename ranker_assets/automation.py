@@ -3,9 +3,9 @@
 Each condition is named for the rule it encodes, so the Automation page and the tests read
 like this module. What is here: landed days are observed (a per-day fingerprint of the files),
 a changed or new landed day is ingested, a day is joined once its labels are mature (its next
-day's events are ingested), and sampled datasets follow new training examples and edited
-sampling configs. Retraining on staleness, validation and deployment are run by hand or by
-backfill for now (issue 9 continues).
+day's events are ingested), sampled datasets follow new training examples and edited
+sampling configs, and the newest rankers retrain on the configured cadence or when their
+freshness fails. Validation and deployment are run by hand or by backfill for now.
 
 Shared rules: a partition runs once per upstream change (`since_last_handled`), never while it
 or an upstream partition is running, never while an upstream partition is missing, and only
@@ -57,6 +57,19 @@ def labels_mature() -> dg.AutomationCondition:
 def sample_when_examples_or_config_change() -> dg.AutomationCondition:
     """A (day, config) is sampled when its training examples or its sampling config change."""
     return _follows_upstream("sample_when_examples_or_config_change", JOIN_LOOKBACK)
+
+
+def retrain_on_cadence(cron: str) -> dg.AutomationCondition:
+    """The newest rankers (every sampling config) retrain once per cadence tick, or when the
+    model's freshness newly fails, as soon as their whole window is sampled."""
+    due = AC.cron_tick_passed(cron) | AC.freshness_failed().newly_true()
+    return (
+        AC.in_latest_time_window(JOIN_LOOKBACK)
+        & due.since_last_handled()
+        & ~AC.any_deps_missing()
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+    ).with_label("retrain_on_cadence")
 
 
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:

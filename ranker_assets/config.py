@@ -316,6 +316,9 @@ class CadenceConfig(_Strict):
     training_data_fail_hours: float = Field(78.0, gt=0)
     model_warn_hours: float = Field(7 * 24.0, gt=0)  # retrain weekly (the article's balance)
     model_fail_hours: float = Field(10 * 24.0, gt=0)
+    # When the newest rankers are retrained (once per tick, when their window is sampled):
+    # daily by default; e.g. "0 4 * * 1" weekly, "0 4 */3 * *" every three days.
+    retrain_cron: str = Field("0 4 * * *", pattern=r"^\S+( \S+){4}$")
 
     @model_validator(mode="after")
     def _ordered(self) -> CadenceConfig:

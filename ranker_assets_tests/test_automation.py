@@ -48,7 +48,7 @@ def _observe(defs: dg.Definitions, instance: dg.DagsterInstance, *keys: str) -> 
     assert job.execute_in_process(instance=instance, asset_selection=selection).success
 
 
-ASSETS = ("feature_log", "event_log", "training_examples", "sampled_dataset")
+ASSETS = ("feature_log", "event_log", "training_examples", "sampled_dataset", "ranker_model")
 
 
 def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, set[str]]:
@@ -117,3 +117,31 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     )
     assert _requested(relanded)["feature_log"] == {D2}
     assert _requested(relanded).get("training_examples", {D2}) == {D2}
+
+
+def test_the_newest_rankers_retrain_once_per_cadence_tick_when_their_window_is_sampled(
+    graph,
+) -> None:
+    defs, instance, _ = graph
+    before_tick = NOW.replace(hour=3)  # the daily tick is at 04:00
+    # D2's window starts at D1 (the first day); until D1 is sampled too, nothing trains.
+    waiting = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
+    assert "ranker_model" not in _requested(waiting)
+    _materialize(defs, instance, {"training_examples": {D1}})  # as a backfill would
+    _materialize(
+        defs,
+        instance,
+        {"sampled_dataset": {f"{c}|{d}" for c in ("balanced", "legacy") for d in (D1, D2)}},
+    )
+    early = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=before_tick
+    )
+    assert "ranker_model" not in _requested(early)
+    due = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=early.cursor
+    )
+    assert _requested(due)["ranker_model"] == {f"balanced|{D2}", f"legacy|{D2}"}
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW + timedelta(hours=1), cursor=due.cursor
+    )
+    assert "ranker_model" not in _requested(again)  # once per tick

@@ -6,6 +6,7 @@ partition mapping; its value is a reference to the registered MLflow versions.
 
 import dagster as dg
 
+from ranker_assets.automation import retrain_on_cadence
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.evaluation.data_validation import DataValidationError
@@ -39,6 +40,7 @@ def build_trained_ranker_assets(
         kinds={"pytorch", "mlflow"},
         freshness_policy=freshness_policy(cfg.cadence, "model"),
         pool="training",
+        automation_condition=retrain_on_cadence(cfg.cadence.retrain_cron),
         description=f"A multi-task MMoE ranker ({', '.join(cfg.model.heads)}) trained on "
         f"{cfg.model.window_days} days of one sampling config's data; raw and calibrated "
         "versions are registered in MLflow together.",
