@@ -4,8 +4,9 @@ Each condition is named for the rule it encodes, so the Automation page and the 
 like this module. What is here: landed days are observed (a per-day fingerprint of the files),
 a changed or new landed day is ingested, a day is joined once its labels are mature (its next
 day's events are ingested), sampled datasets follow new training examples and edited
-sampling configs, and the newest rankers retrain on the configured cadence or when their
-freshness fails. Validation and deployment are run by hand or by backfill for now.
+sampling configs, the newest rankers retrain on the configured cadence or when their freshness
+fails, a new ranker is validated once the next day's examples exist, and the deploy gate
+decides once every config's report for the day exists.
 
 Shared rules: a partition runs once per upstream change (`since_last_handled`), never while it
 or an upstream partition is running, never while an upstream partition is missing, and only
@@ -70,6 +71,19 @@ def retrain_on_cadence(cron: str) -> dg.AutomationCondition:
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label("retrain_on_cadence")
+
+
+def validate_new_ranker() -> dg.AutomationCondition:
+    """A ranker is validated once it and the next day's training examples exist (again when
+    either changes)."""
+    return _follows_upstream("validate_new_ranker", JOIN_LOOKBACK)
+
+
+def deploy_after_validation() -> dg.AutomationCondition:
+    """The deploy gate decides once every sampling config's report for the day exists (again
+    when one changes). It promotes only reports whose blocking gates all passed, and records
+    a rejection otherwise, so a failed gate leaves the champion where it is."""
+    return _follows_upstream("deploy_after_validation", JOIN_LOOKBACK)
 
 
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:

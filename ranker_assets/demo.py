@@ -93,17 +93,17 @@ class Demo:
             flush=True,
         )
 
-    def validate_and_deploy(self, row: DayRow) -> None:
-        """The ranker ending `row.ds` against the champion on the next day, then the gate."""
-        report = _metadata(self.run(["validation_report"], self.key(row.ds)), "validation_report")
+    def validate_and_deploy(self, row: DayRow, eval_day: str) -> None:
+        """The ranker ending `row.ds` against the champion on `eval_day`, then the gate."""
+        report = _metadata(self.run(["validation_report"], self.key(eval_day)), "validation_report")
         row.aucs = " ".join(
             f"{report.get(f'auc_{h}', float('nan')):.4f}" for h in self.cfg.model.heads
         )
-        decision = _metadata(self.run(["deployed_ranker"], row.ds), "deployed_ranker")
+        decision = _metadata(self.run(["deployed_ranker"], eval_day), "deployed_ranker")
         row.gate = "PASS" if report.get("passed") else "FAIL"
         row.champion = f"{decision.get('action', '?')} -> v{decision.get('champion_version')}"
         print(f"  {report.get('verdict', 'no report')}", flush=True)
-        print(f"  deployed_ranker {row.ds}: {row.champion}", flush=True)
+        print(f"  deployed_ranker {eval_day}: {row.champion}", flush=True)
 
 
 def _engagement(row: DayRow) -> str:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if i >= 1:
                 demo.prepare(rows[i - 1])
             if i >= 2:
-                demo.validate_and_deploy(rows[i - 2])
+                demo.validate_and_deploy(rows[i - 2], rows[i - 1].ds)
     print_table(rows, tuple(cfg.model.heads))
     print_replay_evaluation(cfg, args.seed, start + timedelta(days=args.days))
     print(f"\nclosed loop of {args.days} days in {time.perf_counter() - t0:.0f} s.")

@@ -72,12 +72,13 @@ def test_the_bandit_ranker_goes_from_its_logs_to_a_deployed_model(bandit) -> Non
     assert trained.success
     model = _meta(trained, "ranker_model")
     assert model["window"] == ", ".join(DAYS[:3]) and model["holdout_auc_click"] > 0.6
-    report = _run(defs, instance, ["validation_report"], key)
+    report_key = dg.MultiPartitionKey({"ds": DAYS[3], "config": "all_clicks"})
+    report = _run(defs, instance, ["validation_report"], report_key)
     meta = _meta(report, "validation_report")
     assert meta["eval_day"] == DAYS[3] and meta["auc_click"] > 0.6, meta["report"]
     assert "| challenger | click |" in meta["report"]  # off-policy value on the random slice
     assert meta["verdict"].startswith("PASS"), meta["report"]
-    decision = _meta(_run(defs, instance, ["deployed_ranker"], DAYS[2]), "deployed_ranker")
+    decision = _meta(_run(defs, instance, ["deployed_ranker"], DAYS[3]), "deployed_ranker")
     assert decision["action"] == "promote"
     client = MlflowClient(resources["mlflow"].tracking_uri)
     champion = client.get_model_version_by_alias("bandit_ranker", "champion")

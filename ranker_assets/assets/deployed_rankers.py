@@ -1,4 +1,5 @@
-"""`deployed_ranker`: the deploy gate. Per day, the best challenger whose gates passed serves.
+"""`deployed_ranker`: the deploy gate. Per day E, the best challenger validated on E (trained
+through E-1) whose gates passed serves.
 
 Moves the MLflow alias `champion` of the calibrated and raw models together (and `previous`
 to the pair it replaces), and records every decision, promotion or not, in `deployments`.
@@ -9,8 +10,10 @@ from mlflow import set_tracking_uri
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.assets.metadata import table_metadata
+from ranker_assets.automation import deploy_after_validation
 from ranker_assets.config import RankerConfig
 from ranker_assets.deployment import DEPLOYMENTS, deploy_day
+from ranker_assets.evaluation.report import training_day
 from ranker_assets.resources import LakeResource, MlflowResource
 
 
@@ -27,6 +30,7 @@ def build_deployment_assets(
         ],
         group_name="models",
         kinds={"mlflow", "delta"},
+        automation_condition=deploy_after_validation(),
         description="The champion after the day's validation reports: the best challenger by "
         f"auc_{cfg.gates.primary_head} among those whose gates all passed, compared against "
         "the champion that still serves. Every decision is appended to the deployments table.",
@@ -40,7 +44,7 @@ def build_deployment_assets(
             lake.lake(),
             MlflowClient(uri),
             mlflow.registered_model,
-            context.partition_key,
+            training_day(context.partition_key),
             cfg.gates.primary_head,
             context.run.run_id,
         )

@@ -1,18 +1,25 @@
 """`validation_report`: the challenger against the champion on the next day; gates as checks.
 
-Partitioned like ranker_model (day x sampling config). Every gate family is a blocking asset
-check, so a failed gate stops deployment in the same run, and the UI shows which gate failed,
-for which partition, and by how much.
+Partitioned by (evaluation day E, sampling config): it validates the ranker trained through
+E-1 on the training examples of E, both declared as inputs, so automation runs it once both
+exist. Every gate family is a blocking asset check, so a failed gate stops deployment in the
+same run, and the UI shows which gate failed, for which partition, and by how much.
 """
 
 import dagster as dg
 from mlflow import set_tracking_uri
 from mlflow.tracking import MlflowClient
 
+from ranker_assets.automation import validate_new_ranker
 from ranker_assets.config import RankerConfig
 from ranker_assets.deployment import alias_pair, complete_pair
 from ranker_assets.evaluation.gates import FAMILIES
-from ranker_assets.evaluation.report import log_report, store_report, validate_challenger
+from ranker_assets.evaluation.report import (
+    log_report,
+    store_report,
+    training_day,
+    validate_challenger,
+)
 from ranker_assets.partitions import ds_and_config
 from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
 from ranker_assets.training.tracking import RegisteredRanker, run_url
@@ -23,15 +30,36 @@ def build_validation_assets(
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions,
-        ins={"ranker_model": dg.AssetIn()},
+        ins={
+            "ranker_model": dg.AssetIn(
+                partition_mapping=dg.MultiPartitionMapping(
+                    {
+                        "ds": dg.DimensionPartitionMapping(
+                            "ds", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+                        ),
+                        "config": dg.DimensionPartitionMapping(
+                            "config", dg.IdentityPartitionMapping()
+                        ),
+                    }
+                )
+            )
+        },
+        deps=[
+            dg.AssetDep(
+                "training_examples",
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping("ds"),
+            )
+        ],
+        automation_condition=validate_new_ranker(),
         group_name="models",
         kinds={"mlflow", "delta"},
         check_specs=[
             dg.AssetCheckSpec(family, asset="validation_report", blocking=True, description=text)
             for family, text in FAMILIES.items()
         ],
-        description="The partition's ranker (challenger) and the serving champion scored on the "
-        "training examples of the day after its window: per-head AUC, log-loss, calibration and "
+        description="The ranker trained through the day before (challenger) and the serving "
+        "champion scored on this day's training examples, which neither trained on: per-head "
+        "AUC, log-loss, calibration and "
         "HIT@K by slice with paired bootstrap intervals, off-policy values on randomized "
         "traffic, model sanity and serving checks. Its checks are the deploy gates.",
     )
@@ -42,7 +70,8 @@ def build_validation_assets(
         landing: LandingResource,
         mlflow: MlflowResource,
     ) -> dg.MaterializeResult:
-        ds, sampling = ds_and_config(cfg, context.partition_key)
+        eval_day, sampling = ds_and_config(cfg, context.partition_key)
+        ds = training_day(eval_day)
         uri = mlflow.config().resolved_uri()
         set_tracking_uri(uri)  # models:/ URIs resolve against the global tracking URI
         client = MlflowClient(uri)

@@ -44,6 +44,11 @@ def evaluation_day(ds: str) -> str:
     return str(date.fromisoformat(ds) + timedelta(days=1))
 
 
+def training_day(eval_day: str) -> str:
+    """The last training day of the ranker validated on `eval_day`."""
+    return str(date.fromisoformat(eval_day) - timedelta(days=1))
+
+
 def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame:
     """Every training example of `ds` (randomized requests' unshown candidates included)."""
     if not lake.has_data(EXAMPLES, ds):

@@ -273,6 +273,8 @@ def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_t
 ) -> None:
     defs, instance, _, _, configs_dir = setup
     key = dg.MultiPartitionKey({"ds": D1, "config": "legacy"})
+    # Validated on D2 (the report's partition) with D2's examples, which it never trained on.
+    report_key = dg.MultiPartitionKey({"ds": D2, "config": "legacy"})
     # A day of 800 requests trains a weak ranker (AUC ~0.55, click over-predicted x1.7): the
     # shipped gates reject it, and so does a minimum of positives no metric reaches.
     strict = _with_gates(defs, configs_dir, {"min_positives": 10**6})
@@ -281,21 +283,21 @@ def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_t
     )
     assert _run(strict, instance, ["ranker_model"], key).success  # trained on D1 alone
     # Too few positives for any metric to count: the gates fail, and nothing is deployed.
-    failed = _run(strict, instance, ["validation_report"], key)
+    failed = _run(strict, instance, ["validation_report"], report_key)
     (failure,) = failed.get_step_failure_events()  # the report is stored, its gates block
     assert "2 blocking asset checks failed" in failure.event_specific_data.error.message
     checks = {c.check_name: c for c in failed.get_asset_check_evaluations()}
     assert set(checks) == {"absolute", "no_regression", "calibration", "model_sanity", "serving"}
     assert not checks["absolute"].passed and not checks["calibration"].passed
-    assert checks["absolute"].metadata["partition"].value == str(key)
+    assert checks["absolute"].metadata["partition"].value == str(report_key)
     assert "insufficient positives" in checks["absolute"].metadata["failed"].value
     (mat,) = failed.asset_materializations_for_node("validation_report")
     assert mat.metadata["verdict"].value.startswith("FAIL (absolute, calibration)")
-    rejected = _run(strict, instance, ["deployed_ranker"], D1)
+    rejected = _run(strict, instance, ["deployed_ranker"], D2)
     assert _meta(rejected, "deployed_ranker")["action"] == "reject"
     # The same ranker under thresholds it meets: the gates pass and it is promoted.
-    assert _run(lenient, instance, ["validation_report"], key).success
-    promoted = _meta(_run(lenient, instance, ["deployed_ranker"], D1), "deployed_ranker")
+    assert _run(lenient, instance, ["validation_report"], report_key).success
+    promoted = _meta(_run(lenient, instance, ["deployed_ranker"], D2), "deployed_ranker")
     assert promoted["action"] == "promote" and promoted["sampling_config"] == "legacy"
     client = MlflowClient(defs.resources["mlflow"].tracking_uri)
     champion = client.get_model_version_by_alias("closeup_ranker", "champion")
