@@ -50,9 +50,14 @@ def ingest_when_landed() -> dg.AutomationCondition:
 
 
 def labels_mature() -> dg.AutomationCondition:
-    """A day is joined once its features and the events of the day and the next are ingested
-    (the Joiner's dependency on event_log[D+1] makes a missing next day block it)."""
-    return _follows_upstream("labels_mature", JOIN_LOOKBACK)
+    """A day is joined once its features and the events of the day and the next are ingested.
+
+    The Joiner's dependency on event_log[D+1] blocks it while that day is missing; the newest
+    day is never joined, since its next day is not over (its partition does not exist yet).
+    """
+    return (
+        _follows_upstream("labels_mature", JOIN_LOOKBACK) & ~AC.in_latest_time_window()
+    ).with_label("labels_mature")
 
 
 def sample_when_examples_or_config_change() -> dg.AutomationCondition:
@@ -75,8 +80,11 @@ def retrain_on_cadence(cron: str) -> dg.AutomationCondition:
 
 def validate_new_ranker() -> dg.AutomationCondition:
     """A ranker is validated once it and the next day's training examples exist (again when
-    either changes)."""
-    return _follows_upstream("validate_new_ranker", JOIN_LOOKBACK)
+    either changes). The first day has no ranker before it: nothing to validate."""
+    has_ranker = AC.any_deps_match(~AC.missing()).allow(dg.AssetSelection.assets("ranker_model"))
+    return (_follows_upstream("validate_new_ranker", JOIN_LOOKBACK) & has_ranker).with_label(
+        "validate_new_ranker"
+    )
 
 
 def deploy_after_validation() -> dg.AutomationCondition:

@@ -1,21 +1,22 @@
-"""`make demo`: the closed loop on simulated data, day by day, through Dagster.
+"""`make demo`: the closed loop on simulated data, day by day, run by the automation conditions.
 
 Each simulated day is served by the registry's champion (the heuristic until one is deployed,
-with a holdout share still served by the previous one), landed, and pushed through the graph:
-ingestion, the Joiner (once the next day's events exist), the Sampler, the trainer, the
-validation report of the previous ranker on the day it never saw, and the deploy gate. Every
-run goes to the persistent Dagster instance (DAGSTER_HOME), so `make ui` shows them all. Ends
-with a table per day and the champion against the heuristic and the oracle on randomized
-replay.
+with a holdout share still served by the previous one) and landed; then the graph's own
+automation conditions (automation.py) are evaluated at 06:00 the next morning, as the sensor
+would, and every run they request is executed: ingestion, the Joiner (once the next day's
+events exist), the Sampler, retraining on the cadence, validation on the day the ranker never
+saw, and the deploy gate. Every run goes to the persistent Dagster instance (DAGSTER_HOME), so
+`make ui` shows them all. Ends with a table per day and the champion against the heuristic and
+the oracle on randomized replay.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
+import time as clock
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import mlflow
@@ -26,6 +27,7 @@ from ranker_assets.config import RankerConfig, load_config, ranker_home
 from ranker_assets.definitions import build_definitions
 from ranker_assets.deployment import alias_pair
 from ranker_assets.evaluation.replay import replay_aucs, replay_day
+from ranker_assets.evaluation.report import training_day
 from ranker_assets.world.simulator import simulate_to_landing
 
 REPLAY_REQUESTS = 4000
@@ -52,58 +54,96 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object
     return {k: v.value for k, v in mats[0].metadata.items()} if mats else {}
 
 
+# The graph's materializable assets, upstream first: requested partitions run in this order.
+STAGES = (
+    "feature_log",
+    "event_log",
+    "training_examples",
+    "sampled_dataset",
+    "ranker_model",
+    "validation_report",
+    "deployed_ranker",
+)
+SOURCES = ("landing/feature_log", "landing/event_log", "sampling_config")
+
+
 class Demo:
-    """Materializes assets one partition per run, as the UI or a backfill would."""
+    """Lets the graph's automation conditions decide what runs, at simulated times.
+
+    After each simulated day lands, the sources are observed and the conditions are evaluated
+    as the sensor would at 06:00 the next morning; everything they request runs (one partition
+    per run, upstream first), and they are evaluated again until they request nothing.
+    """
 
     def __init__(self, cfg: RankerConfig, instance: dg.DagsterInstance) -> None:
         self.cfg = cfg
         self.instance = instance
-        self.job = build_definitions(cfg).resolve_implicit_global_asset_job_def()
-        self.config = cfg.sampling.default
+        self.defs = build_definitions(cfg)
+        self.job = self.defs.resolve_implicit_global_asset_job_def()
+        self.cursor: object = None
+        self.results: dict[tuple[str, str], dict[str, object]] = {}
+        self.runs = 0
 
-    def run(self, assets: list[str], key: str | dg.MultiPartitionKey) -> dg.ExecuteInProcessResult:
+    def _run(self, assets: list[str], key: str | None) -> dg.ExecuteInProcessResult:
+        self.runs += 1
         return self.job.execute_in_process(
             run_config=QUIET,
             instance=self.instance,
             partition_key=key,
-            asset_selection=[dg.AssetKey(a) for a in assets],
+            asset_selection=[dg.AssetKey.from_user_string(a) for a in assets],
             raise_on_error=False,
         )
 
-    def key(self, ds: str) -> dg.MultiPartitionKey:
-        return dg.MultiPartitionKey({"ds": ds, "config": self.config})
+    def start(self, now: datetime) -> None:
+        """A first evaluation before anything lands, as a sensor running from day one would."""
+        self.cursor = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, evaluation_time=now
+        ).cursor
 
-    def ingest(self, row: DayRow) -> None:
-        result = self.run(["feature_log", "event_log"], row.ds)
-        m = _metadata(result, "feature_log")
-        row.logged = int(m.get("rows_kept", 0))
-        print(f"  ingested {row.ds}: {row.logged:,} feature rows kept", flush=True)
+    def tick(self, now: datetime) -> None:
+        """Observe the sources, then run what the automation conditions request at `now`."""
+        self._run(list(SOURCES), None)
+        for _ in range(len(STAGES) + 2):
+            evaluation = dg.evaluate_automation_conditions(
+                defs=self.defs, instance=self.instance, evaluation_time=now, cursor=self.cursor
+            )
+            self.cursor = evaluation.cursor
+            requested = [
+                (asset, str(key))
+                for asset in STAGES
+                for key in sorted(evaluation.get_requested_partitions(dg.AssetKey(asset)), key=str)
+            ]
+            if not requested:
+                return
+            for asset, key in requested:
+                result = self._run([asset], key)
+                self.results[(asset, key)] = _metadata(result, asset)
+                status = "ok" if result.success else "FAILED (see the run in the UI)"
+                print(f"  {asset:<18} {key:<24} {status}", flush=True)
 
-    def prepare(self, row: DayRow) -> None:
-        """Join a day whose next day's events are in, sample it, train the ranker ending it."""
-        if not self.run(["training_examples"], row.ds).success:
-            raise RuntimeError(f"the Joiner failed for {row.ds}")
-        sampled = self.run(["sampled_dataset"], self.key(row.ds))
-        row.sampled = int(_metadata(sampled, "sampled_dataset").get("rows_out", 0))
-        trained = self.run(["ranker_model"], self.key(row.ds))
-        m = _metadata(trained, "ranker_model")
-        row.version = str(m.get("version", "blocked"))
-        print(
-            f"  joined and sampled {row.ds} ({row.sampled:,} rows); ranker v{row.version}",
-            flush=True,
-        )
-
-    def validate_and_deploy(self, row: DayRow, eval_day: str) -> None:
-        """The ranker ending `row.ds` against the champion on `eval_day`, then the gate."""
-        report = _metadata(self.run(["validation_report"], self.key(eval_day)), "validation_report")
-        row.aucs = " ".join(
-            f"{report.get(f'auc_{h}', float('nan')):.4f}" for h in self.cfg.model.heads
-        )
-        decision = _metadata(self.run(["deployed_ranker"], eval_day), "deployed_ranker")
-        row.gate = "PASS" if report.get("passed") else "FAIL"
-        row.champion = f"{decision.get('action', '?')} -> v{decision.get('champion_version')}"
-        print(f"  {report.get('verdict', 'no report')}", flush=True)
-        print(f"  deployed_ranker {eval_day}: {row.champion}", flush=True)
+    def fill(self, rows: dict[str, DayRow]) -> None:
+        """Per day: what its data became (the default config's datasets and rankers)."""
+        default = self.cfg.sampling.default
+        for (asset, key), m in self.results.items():
+            day = key.split("|")[-1]
+            config = key.split("|")[0] if "|" in key else default
+            trained = (
+                training_day(day) if asset in ("validation_report", "deployed_ranker") else day
+            )
+            row = rows.get(trained)
+            if row is None or (config != default and asset != "deployed_ranker"):
+                continue
+            if asset == "feature_log":
+                row.logged = int(m.get("rows_kept", 0))
+            elif asset == "sampled_dataset":
+                row.sampled = int(m.get("rows_out", 0))
+            elif asset == "ranker_model":
+                row.version = str(m.get("version", "blocked"))
+            elif asset == "validation_report" and m:
+                row.aucs = " ".join(f"{m[f'auc_{h}']:.4f}" for h in self.cfg.model.heads)
+                row.gate = "PASS" if m.get("passed") else "FAIL"
+            elif asset == "deployed_ranker" and m:
+                row.champion = f"{m.get('action')} -> v{m.get('champion_version')}"
 
 
 def _engagement(row: DayRow) -> str:
@@ -157,32 +197,34 @@ def main(argv: list[str] | None = None) -> int:
     # The demo prints its own summary; MLflow's per-call notices would bury it.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    t0 = time.perf_counter()
+    t0 = clock.perf_counter()
     start = date.fromisoformat(args.start)
     mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
     client = MlflowClient()
     print(f"RANKER_HOME={home}; {args.days} days of {args.requests:,} requests from {start}")
-    rows: list[DayRow] = []
+    rows: dict[str, DayRow] = {}
     with dg.DagsterInstance.get() as instance:
         demo = Demo(cfg, instance)
-        demo.run(["sampling_config"], None)  # record each config's hash before sampling
+        demo.start(datetime.combine(start, time(), UTC))
         for i in range(args.days):
             ds = start + timedelta(days=i)
             policy = serving_policy(cfg, client)
             (report,) = simulate_to_landing(
                 cfg.world, cfg.logging, home / "landing", ds, 1, args.requests, args.seed, policy
             )
-            row = DayRow(str(ds), served_by=policy.name, engagement=report.arms or {})
-            rows.append(row)
-            print(f"\n== {ds}: served by {policy.name} ==", flush=True)
-            demo.ingest(row)
-            if i >= 1:
-                demo.prepare(rows[i - 1])
-            if i >= 2:
-                demo.validate_and_deploy(rows[i - 2], rows[i - 1].ds)
-    print_table(rows, tuple(cfg.model.heads))
+            rows[str(ds)] = DayRow(str(ds), served_by=policy.name, engagement=report.arms or {})
+            now = datetime.combine(ds + timedelta(days=1), time(6), UTC)
+            print(
+                f"\n== {ds} landed, served by {policy.name}; automation at {now:%Y-%m-%d %H:%M} =="
+            )
+            demo.tick(now)
+        demo.fill(rows)
+    print_table(list(rows.values()), tuple(cfg.model.heads))
     print_replay_evaluation(cfg, args.seed, start + timedelta(days=args.days))
-    print(f"\nclosed loop of {args.days} days in {time.perf_counter() - t0:.0f} s.")
+    print(
+        f"\nclosed loop of {args.days} days in {clock.perf_counter() - t0:.0f} s, "
+        f"{demo.runs} runs requested by the automation conditions."
+    )
     print(f"Delta tables under {home / 'lake'}; MLflow at {cfg.mlflow.resolved_uri()}.")
     print("`make ui` shows the asset graph and every run above; `make mlflow-ui` the models.")
     return 0
