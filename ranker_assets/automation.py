@@ -21,6 +21,16 @@ from datetime import timedelta
 import dagster as dg
 
 AC = dg.AutomationCondition
+# The graph's automated assets, upstream first (the order a tick's requests run in).
+STAGES = (
+    "feature_log",
+    "event_log",
+    "training_examples",
+    "sampled_dataset",
+    "ranker_model",
+    "validation_report",
+    "deployed_ranker",
+)
 # Landing zones get late uploads and re-landed days: a week of days is watched for changes.
 INGEST_LOOKBACK = timedelta(days=7)
 # A day is joined when its next day's events arrive, so the joinable day is two days back.

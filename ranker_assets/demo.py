@@ -22,6 +22,7 @@ import dagster as dg
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from ranker_assets.automation import STAGES
 from ranker_assets.closed_loop import serving_policy
 from ranker_assets.config import RankerConfig, load_config, ranker_home
 from ranker_assets.definitions import build_definitions
@@ -54,16 +55,6 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object
     return {k: v.value for k, v in mats[0].metadata.items()} if mats else {}
 
 
-# The graph's materializable assets, upstream first: requested partitions run in this order.
-STAGES = (
-    "feature_log",
-    "event_log",
-    "training_examples",
-    "sampled_dataset",
-    "ranker_model",
-    "validation_report",
-    "deployed_ranker",
-)
 SOURCES = ("landing/feature_log", "landing/event_log", "sampling_config")
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from ranker_assets.automation import STAGES
 from ranker_assets.config import load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging.landing import day_files, day_fingerprints
@@ -48,21 +49,10 @@ def _observe(defs: dg.Definitions, instance: dg.DagsterInstance, *keys: str) -> 
     assert job.execute_in_process(instance=instance, asset_selection=selection).success
 
 
-ASSETS = (
-    "feature_log",
-    "event_log",
-    "training_examples",
-    "sampled_dataset",
-    "ranker_model",
-    "validation_report",
-    "deployed_ranker",
-)
-
-
 def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, set[str]]:
     """Requested partitions per asset, for the assets that got any."""
     out = {}
-    for asset in ASSETS:
+    for asset in STAGES:
         keys = result.get_requested_partitions(dg.AssetKey(asset))
         if keys:
             out[asset] = {str(k) for k in keys}
