@@ -105,6 +105,33 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    """Materialize a day range for a selection of stages, in-process, upstream first."""
+    import dagster as dg
+
+    from ranker_assets.automation import STAGES
+    from ranker_assets.backfill import backfill
+    from ranker_assets.definitions import build_definitions
+
+    cfg = load_config(args.config)
+    defs = build_definitions(cfg)
+    select = args.select.split(",") if args.select else list(STAGES)
+    configs = args.configs.split(",") if args.configs else None
+    with dg.DagsterInstance.get() as instance:
+        summary = backfill(
+            defs,
+            instance,
+            cfg,
+            defs.resources["lake"].lake(),
+            date.fromisoformat(args.start),
+            date.fromisoformat(args.end),
+            select,
+            configs,
+        )
+    print("\n" + summary.table())
+    return 1 if summary.failed else 0
+
+
 def _example_logs(args: argparse.Namespace) -> int:
     """Land the bandit example's logs (configs/examples/bandit_ranker.yaml reads them)."""
     from ranker_assets.examples.bandit_logs import land_bandit_logs
@@ -144,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--landing", help="landing directory (default: $RANKER_HOME/landing)")
     example.add_argument("--seed", type=int, default=0)
     example.set_defaults(func=_example_logs)
+    fill = sub.add_parser(
+        "backfill", help="materialize a day range for any stages, upstream first, in-process"
+    )
+    fill.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    fill.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD")
+    fill.add_argument("--select", help="comma-separated stages (default: all, upstream first)")
+    fill.add_argument("--configs", help="comma-separated sampling configs (default: all)")
+    fill.set_defaults(func=_backfill)
     back = sub.add_parser("rollback", help="serve the previous champion (or --to VERSION) again")
     back.add_argument("--to", help="calibrated version to serve (its raw twin moves with it)")
     back.add_argument("--lake", help="lake root (default: $RANKER_LAKE_URI or $RANKER_HOME/lake)")

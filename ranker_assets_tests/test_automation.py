@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from ranker_assets.automation import STAGES
+from ranker_assets.backfill import backfill
 from ranker_assets.config import load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging.landing import day_files, day_fingerprints
@@ -167,3 +169,65 @@ def test_rankers_retrain_on_cadence_then_validation_and_the_deploy_gate_follow(g
         cursor=waiting.cursor,
     )
     assert _requested(ready).get("deployed_ranker") == {D2}
+
+
+def test_a_backfill_runs_upstream_first_skips_unready_days_and_is_idempotent(
+    tmp_path: Path,
+) -> None:
+    base = small_config()
+    shutil.copytree(load_config().sampling.configs_path, tmp_path / "sampling")
+    cfg = base.model_copy(
+        update={
+            "sampling": base.sampling.model_copy(update={"configs_dir": str(tmp_path / "sampling")})
+        }
+    )
+    simulate_to_landing(cfg.world, cfg.logging, tmp_path / "landing", START, 2, 500, SEED)
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    defs = build_definitions(
+        cfg,
+        {
+            "lake": lake,
+            "landing": LandingResource(path=str(tmp_path / "landing")),
+            "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        },
+    )
+    select = ("feature_log", "event_log", "training_examples", "sampled_dataset")
+    lines: list[str] = []
+    with dg.instance_for_test() as instance:
+        first = backfill(
+            defs,
+            instance,
+            cfg,
+            lake.lake(),
+            START,
+            START + timedelta(days=1),
+            select,
+            ["legacy"],
+            lines.append,
+        )
+        tables = {
+            t: lake.lake().read(t).num_rows
+            for t in ("feature_log", "training_examples", "sampled_dataset")
+        }
+        again = backfill(
+            defs,
+            instance,
+            cfg,
+            lake.lake(),
+            START,
+            START + timedelta(days=1),
+            select,
+            ["legacy"],
+            lines.append,
+        )
+        assert {t: lake.lake().read(t).num_rows for t in tables} == tables  # idempotent
+    # D2's labels need D3's events, which never landed: skipped with the reason, not failed.
+    assert first.failed == [] and again.failed == []
+    assert first.outcomes[("training_examples", "ok")] == 1
+    assert first.skipped[0].startswith(f"training_examples {D2}: labels of {D2} are not mature")
+    assert (
+        any(f"sampled_dataset legacy|{D2}" in s for s in first.skipped)
+        or first.outcomes[("sampled_dataset", "failed")] == 0
+    )
+    assert lines[0].startswith("[1/8] feature_log 2026-11-01: ok")
+    assert "training_examples" in first.table()

@@ -1,0 +1,146 @@
+"""Backfills: any day range, any selection of stages, in-process, in dependency order.
+
+Every partition runs as its own Dagster run in the instance (so the UI shows each), stage by
+stage, upstream first. A partition whose inputs cannot be ready is skipped with the reason
+instead of failing after Spark has started: a day whose labels are not mature (no next day's
+events, and not final by `joiner.labels_final_hours`), a validation day with no ranker before
+it. Every asset replaces its partition, so running the same backfill twice leaves the same
+tables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import dagster as dg
+
+from ranker_assets.automation import STAGES
+from ranker_assets.config import RankerConfig
+from ranker_assets.deployment import VALIDATION_TABLE
+from ranker_assets.evaluation.report import training_day
+from ranker_assets.joiner import label_days, next_day
+from ranker_assets.lake import Lake
+from ranker_assets.sampling.config import SAMPLED_TABLE
+from ranker_assets.training.pipeline import window_days
+
+DAILY = ("feature_log", "event_log", "training_examples", "deployed_ranker")
+
+
+@dataclass
+class BackfillSummary:
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (stage, outcome)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        stages = list(dict.fromkeys(s for s, _ in self.outcomes))
+        lines = [f"{'stage':<18}{'ok':>5}{'skipped':>9}{'failed':>8}"]
+        for s in stages:
+            o = self.outcomes
+            lines.append(f"{s:<18}{o[(s, 'ok')]:>5}{o[(s, 'skipped')]:>9}{o[(s, 'failed')]:>8}")
+        return "\n".join(lines)
+
+
+def _why_not_ready(
+    lake: Lake, cfg: RankerConfig, stage: str, ds: str, config: str | None
+) -> str | None:
+    """Why a partition of `stage` for day `ds` (and sampling config) cannot run yet."""
+    if stage == "training_examples":
+        if not lake.has_data("feature_log", ds):
+            return f"no feature_log rows for {ds}"
+        if label_days(lake, ds, cfg.joiner, cfg.timezone) is None:
+            return f"labels of {ds} are not mature: event_log[{next_day(ds)}] is not ingested"
+    if stage in ("sampled_dataset", "validation_report") and not lake.has_data(
+        "training_examples", ds
+    ):
+        return f"no training_examples for {ds}"
+    if stage == "ranker_model":
+        window = window_days(ds, cfg.model.window_days, cfg.start_date)
+        missing = [d for d in window if not lake.has_data(SAMPLED_TABLE, d, config=config or "")]
+        if missing:
+            return f"the window is missing the sampled datasets of {missing}"
+    if stage in ("validation_report", "deployed_ranker") and ds <= cfg.start_date:
+        return f"{ds} is the first day: no ranker was trained before it"
+    if stage == "deployed_ranker" and not lake.has_data(VALIDATION_TABLE, training_day(ds)):
+        return f"no validation_report validated on {ds}"
+    return None
+
+
+def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """What a failed run raised, on one line (the cause, not Dagster's wrapper)."""
+    failures = result.get_step_failure_events()
+    if not failures:
+        return "the run failed"
+    error = failures[0].event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    return " ".join(line.strip() for line in error.message.strip().splitlines())
+
+
+def backfill(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    cfg: RankerConfig,
+    lake: Lake,
+    first: date,
+    last: date,
+    select: Sequence[str] = STAGES,
+    configs: Sequence[str] | None = None,
+    say: Callable[[str], None] = print,
+) -> BackfillSummary:
+    """Materialize `select` for every day of first..last (and every sampling config)."""
+    unknown = set(select) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; choose from {list(STAGES)}")
+    job = defs.resolve_implicit_global_asset_job_def()
+    days = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
+    names = list(
+        configs
+        or defs.get_assets_def("sampled_dataset")
+        .partitions_def.get_partitions_def_for_dimension("config")
+        .get_partition_keys()
+    )
+    plan = [
+        (stage, ds, None if stage in DAILY else c)
+        for stage in STAGES
+        if stage in select
+        for ds in days
+        for c in ([None] if stage in DAILY else names)
+    ]
+    summary = BackfillSummary()
+    if "sampled_dataset" in select:  # record each config's content hash before sampling
+        job.execute_in_process(
+            instance=instance,
+            asset_selection=[dg.AssetKey("sampling_config")],
+            raise_on_error=False,
+        )
+    for i, (stage, ds, config) in enumerate(plan, start=1):
+        key = ds if config is None else dg.MultiPartitionKey({"ds": ds, "config": config})
+        label = f"[{i}/{len(plan)}] {stage} {key}"
+        reason = _why_not_ready(lake, cfg, stage, ds, config)
+        if reason:
+            summary.outcomes[(stage, "skipped")] += 1
+            summary.skipped.append(f"{stage} {key}: {reason}")
+            say(f"{label}: skipped ({reason})")
+            continue
+        t0 = time.perf_counter()
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=key,
+            asset_selection=[dg.AssetKey(stage)],
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
+        if result.success:
+            summary.outcomes[(stage, "ok")] += 1
+            say(f"{label}: ok ({time.perf_counter() - t0:.1f} s)")
+        else:
+            why = _failure_reason(result)
+            summary.outcomes[(stage, "failed")] += 1
+            summary.failed.append(f"{stage} {key}: {why}")
+            say(f"{label}: FAILED ({why}); run {result.run_id} in the UI")
+    return summary
