@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -194,32 +195,14 @@ def test_a_backfill_runs_upstream_first_skips_unready_days_and_is_idempotent(
     select = ("feature_log", "event_log", "training_examples", "sampled_dataset")
     lines: list[str] = []
     with dg.instance_for_test() as instance:
-        first = backfill(
-            defs,
-            instance,
-            cfg,
-            lake.lake(),
-            START,
-            START + timedelta(days=1),
-            select,
-            ["legacy"],
-            lines.append,
-        )
+        days = (START, START + timedelta(days=1))
+        run = partial(backfill, defs, instance, cfg, lake.lake(), *days, select, ["legacy"])
+        first = run(lines.append)
         tables = {
             t: lake.lake().read(t).num_rows
             for t in ("feature_log", "training_examples", "sampled_dataset")
         }
-        again = backfill(
-            defs,
-            instance,
-            cfg,
-            lake.lake(),
-            START,
-            START + timedelta(days=1),
-            select,
-            ["legacy"],
-            lines.append,
-        )
+        again = run(lines.append)
         assert {t: lake.lake().read(t).num_rows for t in tables} == tables  # idempotent
     # D2's labels need D3's events, which never landed: skipped with the reason, not failed.
     assert first.failed == [] and again.failed == []
