@@ -104,6 +104,13 @@ def deploy_after_validation() -> dg.AutomationCondition:
     return _follows_upstream("deploy_after_validation", JOIN_LOOKBACK)
 
 
+def check_champion_age() -> dg.AutomationCondition:
+    """The serving model's data age is re-checked every ten minutes (and after each deploy)."""
+    return (AC.cron_tick_passed("*/10 * * * *") | AC.any_deps_updated()).with_label(
+        "check_champion_age"
+    )
+
+
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:
     """Evaluates the conditions every 30 s; RUNNING as soon as the code location loads."""
     return dg.AutomationConditionSensorDefinition(

@@ -414,7 +414,8 @@ class DeploymentConfig(_Strict):
 class RankerConfig(_Strict):
     """One ranker: its features, its logs and (as the pipeline grows) its training and gates."""
 
-    name: str = "closeup_ranker"
+    name: str = Field("closeup_ranker", pattern=r"^[A-Za-z0-9_.-]+$")
+    owners: tuple[str, ...] = ("team:ranking",)  # Dagster owners: team:<name> or e-mails
     start_date: str = "2026-11-01"
     timezone: str = "UTC"  # where a day (ds) begins and ends, for partitions and ingestion
     vocabulary: Vocabulary = Vocabulary()

@@ -36,18 +36,28 @@ def build_definitions(
     days = daily_partitions(cfg)
     configs = sampling_config_partitions(cfg)
     days_x_configs = day_and_config_partitions(days, configs)
+    built = [
+        *build_logged_event_assets(cfg, days),
+        *build_training_data_assets(cfg, days),
+        *build_sampled_data_assets(cfg, configs, days_x_configs),
+        *build_trained_ranker_assets(cfg, days_x_configs),
+        *build_validation_assets(cfg, days_x_configs),
+        *build_deployment_assets(cfg, days),
+    ]
+    # Who owns each asset and which ranker it belongs to, in the UI's catalog and filters.
+    owned = [
+        a.map_asset_specs(
+            lambda spec: spec.replace_attributes(
+                owners=list(cfg.owners), tags={**spec.tags, "ranker": cfg.name}
+            )
+        )
+        if isinstance(a, dg.AssetsDefinition)
+        else a
+        for a in built
+    ]
     return dg.Definitions(
         # Each asset links to its source in the UI.
-        assets=dg.with_source_code_references(
-            [
-                *build_logged_event_assets(cfg, days),
-                *build_training_data_assets(cfg, days),
-                *build_sampled_data_assets(cfg, configs, days_x_configs),
-                *build_trained_ranker_assets(cfg, days_x_configs),
-                *build_validation_assets(cfg, days_x_configs),
-                *build_deployment_assets(cfg, days),
-            ]
-        ),
+        assets=dg.with_source_code_references(owned),
         jobs=[
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
             dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),

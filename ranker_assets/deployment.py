@@ -10,7 +10,7 @@ training/tracking.py) can deploy. Every decision, promotion or not, is appended 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 from mlflow.exceptions import MlflowException
@@ -251,3 +251,25 @@ def rollback(lake: Lake, client: MlflowClient, name: str, to: str | None = None)
         challenger_version=target.version,
         reasons=f"rollback from v{current.version if current else '-'} to v{target.version}",
     )
+
+
+@dataclass(frozen=True)
+class ChampionAge:
+    """How old the serving model's data is, in days behind the newest landed day."""
+
+    champion: RankerPair | None
+    newest_landed: str | None
+    days: int | None  # None: no champion or nothing landed
+
+    def hours(self) -> float | None:
+        return None if self.days is None else 24.0 * self.days
+
+
+def champion_age(client: MlflowClient, name: str, landed_days: list[str]) -> ChampionAge:
+    """The champion's last training day against the newest landed day."""
+    champion = alias_pair(client, name)
+    newest = max(landed_days) if landed_days else None
+    if champion is None or newest is None or not champion.ds:
+        return ChampionAge(champion, newest, None)
+    age = (date.fromisoformat(newest) - date.fromisoformat(champion.ds)).days
+    return ChampionAge(champion, newest, age)

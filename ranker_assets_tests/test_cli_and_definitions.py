@@ -57,8 +57,13 @@ def test_config_rejects_bad_values_naming_the_field() -> None:
 def test_code_location_loads() -> None:
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert {"landing/feature_log", "landing/event_log"} <= keys
+    assert {"landing/feature_log", "landing/event_log", "deployed_ranker"} <= keys
     dg.Definitions.validate_loadable(defs)  # raises on any definition error
+    # In the UI every asset has owners, the ranker's tag and a link to its source.
+    for key in ("feature_log", "ranker_model", "validation_report", "deployed_ranker"):
+        (spec,) = defs.get_assets_def(key).specs
+        assert spec.owners == ["team:ranking"] and spec.tags["ranker"] == "closeup_ranker"
+        assert "dagster/code_references" in spec.metadata
 
 
 def test_check_logs_cli_passes_clean_logs_and_names_what_is_broken(

@@ -10,16 +10,17 @@ from mlflow import set_tracking_uri
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.assets.metadata import table_metadata
-from ranker_assets.automation import deploy_after_validation
+from ranker_assets.automation import check_champion_age, deploy_after_validation
 from ranker_assets.config import RankerConfig
-from ranker_assets.deployment import DEPLOYMENTS, deploy_day
+from ranker_assets.deployment import DEPLOYMENTS, champion_age, deploy_day
 from ranker_assets.evaluation.report import training_day
-from ranker_assets.resources import LakeResource, MlflowResource
+from ranker_assets.hybrid_logging.landing import day_fingerprints
+from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
 
 
 def build_deployment_assets(
     cfg: RankerConfig, days: dg.DailyPartitionsDefinition
-) -> list[dg.AssetsDefinition]:
+) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
     @dg.asset(
         partitions_def=days,
         deps=[
@@ -62,4 +63,35 @@ def build_deployment_assets(
             },
         )
 
-    return [deployed_ranker]
+    @dg.asset_check(
+        asset=deployed_ranker,
+        name="champion_data_age",
+        automation_condition=check_champion_age(),
+        description="How many days the serving model's data lags the newest landed day: warns "
+        "past cadence.model_warn_hours, fails past model_fail_hours (the model's real "
+        "freshness, which the asset's own policy, based on run times, cannot show).",
+    )
+    def champion_data_age(landing: LandingResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+        uri = mlflow.config().resolved_uri()
+        landed = sorted(day_fingerprints(landing.root(), "feature_log"))
+        age = champion_age(MlflowClient(uri), mlflow.registered_model, landed)
+        hours = age.hours()
+        warn, fail = cfg.cadence.model_warn_hours, cfg.cadence.model_fail_hours
+        return dg.AssetCheckResult(
+            passed=hours is not None and hours <= warn,
+            severity=(
+                dg.AssetCheckSeverity.ERROR
+                if hours is None or hours > fail
+                else dg.AssetCheckSeverity.WARN
+            ),
+            metadata={
+                "champion_version": age.champion.version if age.champion else "none",
+                "champion_trained_through": age.champion.ds if age.champion else "none",
+                "newest_landed_day": age.newest_landed or "none",
+                "data_age_days": age.days if age.days is not None else -1,
+                "warn_after_hours": warn,
+                "fail_after_hours": fail,
+            },
+        )
+
+    return [deployed_ranker, champion_data_age]

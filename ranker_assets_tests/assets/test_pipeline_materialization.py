@@ -303,3 +303,14 @@ def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_t
     champion = client.get_model_version_by_alias("closeup_ranker", "champion")
     assert str(champion.version) == promoted["champion_version"]
     assert promoted["dagster/row_count"] == 2  # reject, then promote
+    # The serving model's data age: trained through D1, newest landed day D2 (one day old).
+    check_job = lenient.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(),
+        asset_check_selection={
+            dg.AssetCheckKey(dg.AssetKey("deployed_ranker"), "champion_data_age")
+        },
+    )
+    (age,) = check_job.execute_in_process(instance=instance).get_asset_check_evaluations()
+    assert age.passed  # within the weekly cadence's warning window
+    assert age.metadata["data_age_days"].value == 1
+    assert age.metadata["champion_trained_through"].value == D1
