@@ -67,7 +67,9 @@ def duckdb_reference(files: list[str], cfg: SamplingConfig, neg: float, out: Pat
     """The same config in SQL: keep probability, hashed draw, caps with up-weighting, weights."""
     protected = (
         "GREATEST("
-        + ", ".join(f"CASE WHEN {lab} = 1 THEN {rate} END" for lab, rate in cfg.label_keep.items())
+        + ", ".join(
+            f"CASE WHEN {lab} = 1 THEN {rate} END" for lab, rate in cfg.keep_rates(LABELS).items()
+        )
         + ")"
     )
     boost = (

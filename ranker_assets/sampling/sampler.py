@@ -39,7 +39,10 @@ def _boost(cfg: SamplingConfig) -> Column:
 
 
 def negative_rate(
-    df: DataFrame, cfg: SamplingConfig, labels: tuple[str, ...], randomized: str
+    df: DataFrame,
+    cfg: SamplingConfig,
+    labels: tuple[str, ...] = CLOSEUP.label_events,
+    randomized: str = CLOSEUP.randomized_policy,
 ) -> float:
     """The keep rate for label-free rows: fixed, or solved for the target positive ratio.
 
