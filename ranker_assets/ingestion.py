@@ -240,7 +240,8 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
     if dtype == "bool":
         if kind == "b":
             return values
-        return values.where(values.map(lambda v: isinstance(v, bool | np.bool_)))
+        # true/false, or the integers 0 and 1 many logs use for flags (a lossless reading).
+        return values.map(_as_bool, na_action="ignore")
     if kind == "O":  # only real strings: a JSON list or object is not text
         return values.where(values.map(lambda v: isinstance(v, str)))
     return values.where(pd.Series(False, index=values.index))
@@ -248,6 +249,14 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
 
 def _is_number(v: object) -> bool:
     return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def _as_bool(v: object) -> bool | None:
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer) and v in (0, 1):
+        return bool(v)
+    return None
 
 
 def _exact_int(v: object) -> int | None:

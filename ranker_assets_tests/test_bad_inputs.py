@@ -225,3 +225,18 @@ def test_staging_leftovers_of_a_killed_spark_write_are_cleaned_by_the_next_write
     assert leftover.name not in names and in_flight.name in names
     assert committed <= names  # the committed version's files are referenced: kept
     assert lake.read("t", ["2026-11-01"]).num_rows == 50
+
+
+def test_flags_logged_as_0_and_1_are_read_as_booleans_and_other_numbers_are_not(day, cfg) -> None:
+    root, _, ds = day
+    (path,) = landing.day_files(root, "feature_log", ds)
+    table = pq.read_table(path)
+    flags = table["impressed"].to_numpy(zero_copy_only=False).astype("int64")
+    flags[0] = 2  # not a flag
+    table = table.set_column(
+        table.schema.get_field_index("impressed"), "impressed", pa.array(flags)
+    )
+    pq.write_table(table, path)
+    result = ingest_day(root, feature_log_spec(cfg.features), ds)
+    assert result.reasons() == {"wrong_type(impressed)": 1}
+    assert result.kept == table.num_rows - 1 and _reconciles(result)
