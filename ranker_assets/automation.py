@@ -1,12 +1,13 @@
 """What runs by itself, and when: the automation conditions of the graph, and their sensor.
 
 Each condition is named for the rule it encodes, so the Automation page and the tests read
-like this module. What is here: landed days are observed (a per-day fingerprint of the files),
-a changed or new landed day is ingested, a day is joined once its labels are mature (its next
-day's events are ingested), sampled datasets follow new training examples and edited
-sampling configs, the newest rankers retrain on the configured cadence or when their freshness
-fails, a new ranker is validated once the next day's examples exist, and the deploy gate
-decides once every config's report for the day exists.
+like this module. Landed days and sampling configs get new data versions from the
+`observe_sources` sensor (assets/observations.py). Then: a changed or new landed day is
+ingested; a day is joined once its labels are mature (its next day's events are ingested);
+sampled datasets follow new training examples and edited sampling configs; the newest rankers
+retrain on the configured cadence or when their freshness fails; a new ranker is validated
+once the next day's examples exist; and the deploy gate decides once every config's report for
+the day exists.
 
 Shared rules: a partition runs once per upstream change (`since_last_handled`), never while it
 or an upstream partition is running, never while an upstream partition is missing, and only
@@ -35,7 +36,6 @@ STAGES = (
 INGEST_LOOKBACK = timedelta(days=7)
 # A day is joined when its next day's events arrive, so the joinable day is two days back.
 JOIN_LOOKBACK = timedelta(days=2)
-OBSERVE_CRON = "* * * * *"
 
 
 def _follows_upstream(label: str, lookback: timedelta) -> dg.AutomationCondition:
@@ -46,12 +46,6 @@ def _follows_upstream(label: str, lookback: timedelta) -> dg.AutomationCondition
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label(label)
-
-
-def observe_every_minute() -> dg.AutomationCondition:
-    """Sources (landed files, sampling configs) are observed on a schedule: a new or changed
-    day or config gets a new data version, which is what downstream conditions react to."""
-    return AC.cron_tick_passed(OBSERVE_CRON).with_label("observe_every_minute")
 
 
 def ingest_when_landed() -> dg.AutomationCondition:
@@ -115,7 +109,7 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
     """Evaluates the conditions every 30 s; RUNNING as soon as the code location loads."""
     return dg.AutomationConditionSensorDefinition(
         "ranker_automation",
-        target=dg.AssetSelection.all(),
+        target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Runs the graph's automation conditions (ranker_assets/automation.py).",

@@ -8,6 +8,7 @@ import dagster as dg
 
 from ranker_assets.assets.deployed_rankers import build_deployment_assets
 from ranker_assets.assets.logged_events import build_logged_event_assets
+from ranker_assets.assets.observations import observe_sources_sensor
 from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
@@ -62,7 +63,7 @@ def build_definitions(
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
             dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),
         ],
-        sensors=[automation_sensor()],
+        sensors=[automation_sensor(), observe_sources_sensor(cfg, days)],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process.
         executor=dg.in_process_executor,

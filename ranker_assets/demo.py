@@ -22,6 +22,7 @@ import dagster as dg
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from ranker_assets.assets.observations import observe_in_process
 from ranker_assets.automation import STAGES
 from ranker_assets.closed_loop import serving_policy
 from ranker_assets.config import RankerConfig, load_config, ranker_home
@@ -55,9 +56,6 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object
     return {k: v.value for k, v in mats[0].metadata.items()} if mats else {}
 
 
-SOURCES = ("landing/feature_log", "landing/event_log", "sampling_config")
-
-
 class Demo:
     """Lets the graph's automation conditions decide what runs, at simulated times.
 
@@ -72,6 +70,7 @@ class Demo:
         self.defs = build_definitions(cfg)
         self.job = self.defs.resolve_implicit_global_asset_job_def()
         self.cursor: object = None
+        self.observed: str | None = None  # the observe_sources sensor's cursor
         self.results: dict[tuple[str, str], dict[str, object]] = {}
         self.runs = 0
 
@@ -93,7 +92,7 @@ class Demo:
 
     def tick(self, now: datetime) -> None:
         """Observe the sources, then run what the automation conditions request at `now`."""
-        self._run(list(SOURCES), None)
+        self.observed = observe_in_process(self.defs, self.instance, self.observed)
         for _ in range(len(STAGES) + 2):
             evaluation = dg.evaluate_automation_conditions(
                 defs=self.defs, instance=self.instance, evaluation_time=now, cursor=self.cursor

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ranker_assets.assets.observations import observe_in_process
 from ranker_assets.automation import STAGES
 from ranker_assets.backfill import backfill
 from ranker_assets.config import load_config
@@ -46,12 +47,6 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
         yield defs, instance, root / "landing"
 
 
-def _observe(defs: dg.Definitions, instance: dg.DagsterInstance, *keys: str) -> None:
-    job = defs.resolve_implicit_global_asset_job_def()
-    selection = [dg.AssetKey.from_user_string(k) for k in keys]
-    assert job.execute_in_process(instance=instance, asset_selection=selection).success
-
-
 def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, set[str]]:
     """Requested partitions per asset, for the assets that got any."""
     out = {}
@@ -77,11 +72,11 @@ def _materialize(
             assert result.success or not must_pass, (asset, key)
 
 
-def test_the_sensor_is_declared_and_running_by_default(graph) -> None:
+def test_the_sensors_are_declared_and_running_by_default(graph) -> None:
     defs, _, _ = graph
-    (sensor,) = defs.sensors
-    assert sensor.name == "ranker_automation"
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"ranker_automation", "observe_sources"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
 
 
 def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(graph) -> None:
@@ -90,7 +85,9 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     # Nothing observed yet: nothing to ingest.
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
     assert _requested(first) == {}
-    _observe(defs, instance, "landing/feature_log", "landing/event_log")
+    # The observe_sources sensor reports every landed day (and each sampling config) once.
+    observed = observe_in_process(defs, instance, None)
+    assert observe_in_process(defs, instance, observed) == observed  # nothing new: no events
     landed = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=NOW, cursor=first.cursor
     )
@@ -103,20 +100,15 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
         "training_examples": {D2},
     }
     _materialize(defs, instance, _requested(landed))
-    # Sampled datasets wait for their config's first observation, then follow.
-    waiting = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, evaluation_time=NOW, cursor=landed.cursor
-    )
-    assert _requested(waiting) == {}  # once per change: nothing is requested twice
-    _observe(defs, instance, "sampling_config")
+    # Sampled datasets follow the new examples (their configs were observed by the sensor).
     sampling = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, evaluation_time=NOW, cursor=waiting.cursor
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=landed.cursor
     )
     assert _requested(sampling) == {"sampled_dataset": {f"balanced|{D2}", f"legacy|{D2}"}}
     # A re-landed day gets a new version: that day alone is ingested (and joined) again.
     (path,) = day_files(landing, "feature_log", D2)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    _observe(defs, instance, "landing/feature_log")
+    observe_in_process(defs, instance, observed)
     relanded = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=NOW, cursor=sampling.cursor
     )

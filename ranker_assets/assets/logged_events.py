@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ranker_assets.assets.metadata import table_metadata
-from ranker_assets.automation import ingest_when_landed, observe_every_minute
+from ranker_assets.automation import ingest_when_landed
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.hybrid_logging.landing import day_fingerprints
@@ -57,10 +57,8 @@ def _landing_asset(log: str, days: dg.PartitionsDefinition) -> dg.SourceAsset:
         key=["landing", log],
         partitions_def=days,
         group_name="landing",
-        description=f"{log} files landed per day (ds); see docs/log_contract.md. Observed every "
-        "minute: each landed day's version is a fingerprint of its files.",
-        automation_condition=observe_every_minute(),
-        tags={"stage": "landing"},
+        description=f"{log} files landed per day (ds); see docs/log_contract.md. The "
+        "observe_sources sensor reports each landed day's version (a fingerprint of its files).",
     )
     def _observe(landing: LandingResource) -> dg.DataVersionsByPartition:
         known = set(days.get_partition_keys())

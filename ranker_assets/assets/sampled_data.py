@@ -11,10 +11,7 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
 from ranker_assets.assets.metadata import table_metadata
-from ranker_assets.automation import (
-    observe_every_minute,
-    sample_when_examples_or_config_change,
-)
+from ranker_assets.automation import sample_when_examples_or_config_change
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
 from ranker_assets.partitions import ds_and_config
@@ -39,7 +36,6 @@ def build_sampled_data_assets(
         name="sampling_config",
         partitions_def=config_parts,
         group_name="training_data",
-        automation_condition=observe_every_minute(),
         description=f"Sampling configs under {cfg.sampling.configs_dir}/; the data version of each "
         "is its content hash, so editing a config marks its sampled datasets stale.",
     )

@@ -59,9 +59,9 @@ def build_validation_assets(
         ],
         description="The ranker trained through the day before (challenger) and the serving "
         "champion scored on this day's training examples, which neither trained on: per-head "
-        "AUC, log-loss, calibration and "
-        "HIT@K by slice with paired bootstrap intervals, off-policy values on randomized "
-        "traffic, model sanity and serving checks. Its checks are the deploy gates.",
+        "AUC, log-loss, calibration and HIT@K by slice with paired bootstrap intervals, "
+        "off-policy values on randomized traffic, model sanity and serving checks. Its checks "
+        "are the deploy gates.",
     )
     def validation_report(
         context: dg.AssetExecutionContext,

@@ -1,0 +1,83 @@
+"""The `observe_sources` sensor: landed days and sampling configs get data versions, no runs.
+
+Every minute it fingerprints each landed day (file names, sizes, modification times) and
+hashes each sampling config, and reports an observation only for what changed since its
+cursor, as a runless event. Downstream automation conditions react to those new versions.
+(Observing by automation condition instead would launch a run per partition per tick.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+from ranker_assets.config import RankerConfig
+from ranker_assets.hybrid_logging.landing import day_fingerprints
+from ranker_assets.resources import LandingResource
+from ranker_assets.sampling.config import scan_sampling_configs
+
+LANDED_LOGS = ("feature_log", "event_log")
+
+
+def current_versions(
+    cfg: RankerConfig, landing: LandingResource, days: dg.PartitionsDefinition
+) -> dict[str, dict[str, str]]:
+    """Source asset key -> partition -> data version, for everything observable now."""
+    known = set(days.get_partition_keys())
+    versions = {
+        f"landing/{log}": {
+            ds: v for ds, v in day_fingerprints(landing.root(), log).items() if ds in known
+        }
+        for log in LANDED_LOGS
+    }
+    valid, broken = scan_sampling_configs(cfg.sampling.configs_path, cfg.vocabulary)
+    versions["sampling_config"] = {n: c.content_hash() for n, c in valid.items()} | {
+        n: "broken-" + hashlib.sha256(e.encode()).hexdigest()[:12] for n, e in broken.items()
+    }
+    return versions
+
+
+def observe_sources_sensor(cfg: RankerConfig, days: dg.PartitionsDefinition) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="observe_sources",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reports a new data version for each landed day or sampling config whose "
+        "files changed; the automation conditions react to them.",
+    )
+    def observe_sources(
+        context: dg.SensorEvaluationContext, landing: LandingResource
+    ) -> dg.SensorResult:
+        seen: dict[str, dict[str, str]] = json.loads(context.cursor or "{}")
+        now = current_versions(cfg, landing, days)
+        events = [
+            dg.AssetObservation(
+                dg.AssetKey.from_user_string(key),
+                partition=part,
+                tags={DATA_VERSION_TAG: version},
+            )
+            for key, parts in now.items()
+            for part, version in sorted(parts.items())
+            if seen.get(key, {}).get(part) != version
+        ]
+        return dg.SensorResult(asset_events=events, cursor=json.dumps(now, sort_keys=True))
+
+    return observe_sources
+
+
+def observe_in_process(
+    defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+) -> str | None:
+    """One tick of `observe_sources` outside the daemon (the demo, tests): its observations are
+    recorded in `instance` exactly as the daemon records them. Returns the new cursor."""
+    (sensor,) = [s for s in defs.sensors or () if s.name == "observe_sources"]
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"landing": defs.resources["landing"]}
+    )
+    result = sensor(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result.cursor
