@@ -15,6 +15,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from ranker_assets.sampling.sampler import trainable
+
 # Per-head (or per-content-type) fields, flattened to `<field>__<key>` columns in the table.
 _GROUPED = (
     "positives",
@@ -31,7 +33,7 @@ class DatasetHealth:
     rows_out: int
     negative_keep_rate: float
     positives: dict[str, int]
-    positive_ratio: dict[str, float]  # share of sampled rows positive in the head (unweighted)
+    positive_ratio: dict[str, float]  # share of sampled trainable rows positive (unweighted)
     weighted_rate_in: dict[str, float]  # label rate of the full day, weighted
     weighted_rate_out: dict[str, float]  # label rate of the sample, weighted: should match
     content_type_share: dict[str, float]
@@ -67,13 +69,23 @@ class DatasetHealth:
 
 
 def _summary(df: DataFrame, heads: Sequence[str], content_types: Sequence[str]) -> dict[str, float]:
-    """Rows, positives and weighted positives per head, rows per content type: one pass."""
+    """All rows, then over the rows that can train (shown ones; replay-only rows would dilute
+    the ratios): rows, positives and weighted positives per head, rows per content type."""
+    t = trainable(df)
+
+    def over_trainable(col: F.Column) -> F.Column:
+        return F.sum(F.when(t, col))
+
     row = df.agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum("weight").alias("w"),
-        *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in heads],
-        *[F.sum(F.col("weight") * F.col(lab)).alias(f"w_{lab}") for lab in heads],
-        *[F.sum((F.col("content_type") == c).cast("long")).alias(f"ct_{c}") for c in content_types],
+        F.count(F.lit(1)).alias("rows"),
+        over_trainable(F.lit(1)).alias("n"),
+        over_trainable(F.col("weight")).alias("w"),
+        *[over_trainable(F.col(lab).cast("long")).alias(lab) for lab in heads],
+        *[over_trainable(F.col("weight") * F.col(lab)).alias(f"w_{lab}") for lab in heads],
+        *[
+            over_trainable((F.col("content_type") == c).cast("long")).alias(f"ct_{c}")
+            for c in content_types
+        ],
     ).first()
     return {k: float(v or 0) for k, v in row.asDict().items()}
 
@@ -89,8 +101,8 @@ def dataset_health(
     aggregations); content-type shares only when the logs have content types."""
     ctypes = tuple(content_types or ())
     full, out = _summary(df_in, heads, ctypes), _summary(df_out, heads, ctypes)
-    n_out = int(out["n"])
-    per_user = df_out.groupBy("user_id").count()
+    n_out = int(out["n"])  # sampled rows that can train
+    per_user = df_out.where(trainable(df_out)).groupBy("user_id").count()
     n_users = per_user.count()
     top_k = max(1, math.ceil(0.01 * n_users))
     ranked = per_user.withColumn(
@@ -102,8 +114,8 @@ def dataset_health(
         return summary[key] / summary[total] if summary[total] else 0.0
 
     return DatasetHealth(
-        rows_in=int(full["n"]),
-        rows_out=n_out,
+        rows_in=int(full["rows"]),
+        rows_out=int(out["rows"]),
         negative_keep_rate=negative_keep_rate,
         positives={lab: int(out[lab]) for lab in heads},
         positive_ratio={lab: share(out, lab, "n") for lab in heads},

@@ -38,6 +38,12 @@ def _boost(cfg: SamplingConfig) -> Column:
     return boost
 
 
+def trainable(df: DataFrame) -> Column:
+    """Rows a ranker can learn from: shown ones. Never-shown candidates (randomized requests,
+    or full logging) have all-zero labels that are not outcomes: they serve replay only."""
+    return F.col("impressed") if "impressed" in df.columns else F.lit(True)
+
+
 def negative_rate(
     df: DataFrame,
     cfg: SamplingConfig,
@@ -56,7 +62,8 @@ def negative_rate(
     # Null for label-free rows (least() would skip the null and return 1).
     pos_p = F.when(protected.isNotNull(), F.least(F.lit(1.0), protected * _boost(cfg)))
     row = (
-        df.where(F.col("policy") != randomized if cfg.randomized != "sample" else F.lit(True))
+        df.where(trainable(df))
+        .where(F.col("policy") != randomized if cfg.randomized != "sample" else F.lit(True))
         .agg(
             F.sum(F.when(F.col(target.head) == 1, pos_p).otherwise(0.0)).alias("p"),
             F.sum(F.coalesce(pos_p, F.lit(0.0))).alias("k"),
@@ -110,10 +117,15 @@ def sample_day(
     neg = negative_rate(df, cfg, labels, randomized)
     protected = _protected_rate(cfg, labels)
     keep_prob = F.least(F.lit(1.0), F.coalesce(protected, F.lit(neg)) * _boost(cfg))
+    is_randomized = F.col("policy") == randomized
     if cfg.randomized == "keep_all":
-        keep_prob = F.when(F.col("policy") == randomized, F.lit(1.0)).otherwise(keep_prob)
+        keep_prob = F.when(is_randomized, F.lit(1.0)).otherwise(keep_prob)
     elif cfg.randomized == "drop":
-        keep_prob = F.when(F.col("policy") == randomized, F.lit(0.0)).otherwise(keep_prob)
+        keep_prob = F.when(is_randomized, F.lit(0.0)).otherwise(keep_prob)
+    # Never-shown rows: a randomized request's are kept whole for replay (unless randomized
+    # rows are dropped); any others (full logging) cannot train and are not sampled.
+    replay = F.lit(0.0 if cfg.randomized == "drop" else 1.0)
+    keep_prob = F.when(trainable(df), keep_prob).when(is_randomized, replay).otherwise(0.0)
     columns = df.columns
     sampled = (
         df.withColumn("keep_prob", keep_prob)
@@ -122,8 +134,9 @@ def sample_day(
         .withColumn("weight", (F.col("weight") / F.col("keep_prob")).cast("double"))
         .drop("_u")
     )
-    sampled = _cap(sampled, "request_id", cfg.max_per_request, cfg.seed)
-    sampled = _cap(sampled, "user_id", cfg.max_per_user, cfg.seed)
-    return sampled.select(*columns, "keep_prob").withColumn(
-        "weight", F.col("weight").cast("float")
-    ), neg
+    # Caps bound what trains: only trainable rows count against (and are cut by) them.
+    train, rest = sampled.where(trainable(sampled)), sampled.where(~trainable(sampled))
+    train = _cap(train, "request_id", cfg.max_per_request, cfg.seed)
+    train = _cap(train, "user_id", cfg.max_per_user, cfg.seed)
+    sampled = train.select(*columns, "keep_prob").unionByName(rest.select(*columns, "keep_prob"))
+    return sampled.withColumn("weight", F.col("weight").cast("float")), neg

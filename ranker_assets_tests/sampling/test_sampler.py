@@ -156,3 +156,33 @@ def test_a_target_positive_ratio_sets_the_negative_rate(examples) -> None:
     df = _pd(sampled)
     assert 0 < rate < 1
     assert df["repin"].mean() == pytest.approx(0.3, abs=0.01)
+
+
+def test_only_rows_that_can_train_are_sampled_capped_and_targeted(examples) -> None:
+    """Full logging also logs never-shown production candidates: they cannot train, so they are
+    not sampled, and neither caps nor the positive-ratio target count them; a randomized
+    request's never-shown rows stay whole for replay."""
+    shown = F.col("pin_id") % 20 < 8
+    logged = examples.withColumn("impressed", shown).select(
+        *[
+            F.when(shown, F.col(c)).otherwise(F.lit(0).cast("tinyint")).alias(c)
+            if c in LABELS
+            else F.col(c)
+            for c in examples.columns
+        ],
+        "impressed",
+    )
+    target = NegativeTarget(head="repin", positive_ratio=0.3)
+    cfg = SamplingConfig(
+        name="t", seed=1, label_keep={"repin": 1.0}, negative_keep=target, max_per_request=5
+    )
+    sampled, _ = sample_day(logged, cfg)
+    df, full = _pd(sampled), _pd(logged)
+    prod, rand = df[df["policy"] == "production"], df[df["policy"] == "randomized"]
+    assert prod["impressed"].all()  # never-shown production rows are not sampled
+    full_rand = full[full["policy"] == "randomized"]
+    assert len(rand[~rand["impressed"]]) == len(full_rand[~full_rand["impressed"]])
+    per_request = df[df["impressed"]].groupby("request_id").size()
+    assert per_request.max() <= 5  # the cap counts shown rows only
+    shown_prod = prod[prod["policy"] == "production"]
+    assert shown_prod["repin"].mean() == pytest.approx(0.3, abs=0.03)
