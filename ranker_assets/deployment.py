@@ -157,7 +157,7 @@ def deploy_day(
     champion's. Among eligible ones, the best by the primary head's AUC wins.
     """
     reconcile(lake, client, name)
-    if not lake.exists(VALIDATION_TABLE) or not lake.has_data(VALIDATION_TABLE, ds):
+    if not lake.has_data(VALIDATION_TABLE, ds):
         raise FileNotFoundError(f"no validation_report for {ds}: validate its rankers first")
     reports = lake.read(VALIDATION_TABLE, [ds]).to_pylist()
     champion = alias_pair(client, name)

@@ -401,17 +401,16 @@ def commit_day(lake: Lake, result: IngestResult) -> int:
     Returns the table version.
     """
     log, ds = result.log, result.ds
-    ingested = lake.read(log, [ds], columns=[PARTITION]).num_rows if lake.exists(log) else 0
-    if result.files == 0:
-        raise IngestionError(
-            f"no {log} files landed for ds={ds}"
-            + (f"; the {ingested:,} rows ingested before are kept" if ingested else "")
-        )
-    if result.kept == 0 and ingested:
-        raise IngestionError(
-            f"every one of the {result.rows_in:,} {log} rows landed for ds={ds} was rejected "
-            f"({result.reasons()}); the {ingested:,} rows ingested before are kept"
-        )
+    if result.files == 0 or result.kept == 0:  # the rare case: only then look at the lake
+        ingested = lake.read(log, [ds], columns=[PARTITION]).num_rows if lake.exists(log) else 0
+        kept = f"; the {ingested:,} rows ingested before are kept" if ingested else ""
+        if result.files == 0:
+            raise IngestionError(f"no {log} files landed for ds={ds}{kept}")
+        if ingested:
+            raise IngestionError(
+                f"every one of the {result.rows_in:,} {log} rows landed for ds={ds} was "
+                f"rejected ({result.reasons()}){kept}"
+            )
     version = lake.replace_partition(log, result.valid, {PARTITION: ds})
     lake.replace_partition(QUARANTINE_TABLE, result.quarantine, {"log": log, PARTITION: ds})
     return version

@@ -134,7 +134,7 @@ class Lake:
         """URIs of the committed data files of `days` (all days when None)."""
         dt = self.table(table)
         _check_readable(dt, table)
-        clauses = [f"{k} = '{_checked(k, v)}'" for k, v in eq.items()]
+        clauses = [_predicate(eq)] if eq else []
         if days is not None:
             if not days:
                 return []
