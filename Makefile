@@ -9,10 +9,10 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 DEMO_START ?= 2026-11-01
-DEMO_DAYS ?= 6
+DEMO_DAYS ?= 10
 DEMO_REQUESTS ?= 4000
 
-.PHONY: demo test lint ui mlflow-ui java clean
+.PHONY: demo test lint ui mlflow-ui java clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "$(PY) not found: install Python 3.11"; exit 1; }
@@ -41,6 +41,14 @@ test: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check ranker_assets ranker_assets_tests bench
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
+
+# Every benchmark and experiment; writes docs/results.md (about an hour on 2 cores).
+bench: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python bench/run_all.py
+
+# The same, small: minutes; writes docs/results_quick.md.
+bench-quick: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python bench/run_all.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check ranker_assets ranker_assets_tests bench

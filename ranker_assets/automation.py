@@ -5,9 +5,10 @@ like this module. Landed days and sampling configs get new data versions from th
 `observe_sources` sensor (assets/observations.py). Then: a changed or new landed day is
 ingested; a day is joined once its labels are mature (its next day's events are ingested);
 sampled datasets follow new training examples and edited sampling configs; the newest rankers
-retrain on the configured cadence or when their freshness fails; a new ranker is validated
-once the next day's examples exist; and the deploy gate decides once every config's report for
-the day exists.
+retrain on the configured cadence, or once when the serving model's data has aged past the
+cadence (the `champion_data_age` check fails) or their own freshness fails; a new ranker is
+validated once the next day's examples exist; and the deploy gate decides once every config's
+report for the day exists.
 
 Shared rules: a partition runs once per upstream change (`since_last_handled`), never while it
 or an upstream partition is running, never while an upstream partition is missing, and only
@@ -17,9 +18,15 @@ history.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import dagster as dg
+
+# `AutomationCondition.asset_matches` takes asset keys only; its operator also takes check keys.
+from dagster._core.definitions.declarative_automation.operators.dep_operators import (
+    EntityMatchesCondition,
+)
 
 AC = dg.AutomationCondition
 # The graph's automated assets, upstream first (the order a tick's requests run in).
@@ -38,11 +45,20 @@ INGEST_LOOKBACK = timedelta(days=7)
 JOIN_LOOKBACK = timedelta(days=2)
 
 
+def _deps_ready(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """Every upstream partition exists and none is requested in this tick. Dagster's own
+    `any_deps_missing` counts a dep requested in the same tick as present, but a different
+    partition goes to a different run, which may start first: the downstream run would read
+    before its input is written."""
+    pending = AC.any_deps_match(AC.missing() | AC.will_be_requested())
+    return ~(pending.ignore(ignore) if ignore else pending)
+
+
 def _follows_upstream(label: str, lookback: timedelta) -> dg.AutomationCondition:
     return (
         AC.in_latest_time_window(lookback)
         & AC.any_deps_updated().since_last_handled()
-        & ~AC.any_deps_missing()
+        & _deps_ready()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label(label)
@@ -53,14 +69,32 @@ def ingest_when_landed() -> dg.AutomationCondition:
     return _follows_upstream("ingest_when_landed", INGEST_LOOKBACK)
 
 
-def labels_mature() -> dg.AutomationCondition:
+def labels_mature(final_hours: float | None = None) -> dg.AutomationCondition:
     """A day is joined once its features and the events of the day and the next are ingested.
 
     The Joiner's dependency on event_log[D+1] blocks it while that day is missing; the newest
     day is never joined, since its next day is not over (its partition does not exist yet).
+    With `joiner.labels_final_hours` set (a finished log has no next day), a day whose next day
+    ended that long ago is joined on its own events; partitions roll daily, so the wait is
+    rounded up to whole days (the Joiner re-checks the exact hours when it runs).
     """
+    ready = _deps_ready()
+    lookback = JOIN_LOOKBACK
+    if final_hours is not None:
+        days_after = math.ceil(final_hours / 24)
+        events = dg.AssetSelection.assets("event_log")
+        final = ~AC.in_latest_time_window(timedelta(days=1 + days_after))
+        ready = ready | (
+            final & _deps_ready(ignore=events) & AC.any_deps_match(~AC.missing()).allow(events)
+        )
+        lookback = max(lookback, timedelta(days=2 + days_after))
     return (
-        _follows_upstream("labels_mature", JOIN_LOOKBACK) & ~AC.in_latest_time_window()
+        AC.in_latest_time_window(lookback)
+        & AC.any_deps_updated().since_last_handled()
+        & ready
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+        & ~AC.in_latest_time_window()
     ).with_label("labels_mature")
 
 
@@ -69,14 +103,20 @@ def sample_when_examples_or_config_change() -> dg.AutomationCondition:
     return _follows_upstream("sample_when_examples_or_config_change", JOIN_LOOKBACK)
 
 
+# The serving model's data age, measured against the newest landed day (deployed_rankers.py).
+CHAMPION_AGE = dg.AssetCheckKey(dg.AssetKey("deployed_ranker"), "champion_data_age")
+
+
 def retrain_on_cadence(cron: str) -> dg.AutomationCondition:
     """The newest rankers (every sampling config) retrain once per cadence tick, or when the
-    model's freshness newly fails, as soon as their whole window is sampled."""
-    due = AC.cron_tick_passed(cron) | AC.freshness_failed().newly_true()
+    serving model's data newly ages past the cadence (its `champion_data_age` check fails) or
+    their own freshness newly fails, as soon as their whole window is sampled."""
+    champion_aged = EntityMatchesCondition(key=CHAMPION_AGE, operand=AC.check_failed()).newly_true()
+    due = AC.cron_tick_passed(cron) | champion_aged | AC.freshness_failed().newly_true()
     return (
         AC.in_latest_time_window(JOIN_LOOKBACK)
         & due.since_last_handled()
-        & ~AC.any_deps_missing()
+        & _deps_ready()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label("retrain_on_cadence")

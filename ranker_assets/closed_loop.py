@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from torch import nn
 
-from ranker_assets.config import RankerConfig
+from ranker_assets.config import FeatureSpec, RankerConfig
 from ranker_assets.deployment import RankerPair, alias_pair
 from ranker_assets.evaluation.report import utility
 from ranker_assets.training.serving import predict_frame
@@ -20,20 +21,24 @@ from ranker_assets.world.holdout import HoldoutScorer
 from ranker_assets.world.policies import Features, HeuristicScorer, Scorer
 
 
-class RankerScorer:
-    """A registered ranker as a serving policy: the configured utility of its head probabilities."""
+class ModuleScorer:
+    """A ranker as a serving policy: the configured utility of its head probabilities."""
 
-    def __init__(self, cfg: RankerConfig, pair: RankerPair, label: str) -> None:
-        self.module, self.spec = load_registered(
-            f"models:/{cfg.mlflow.registered_model}/{pair.version}"
-        )
-        self.weights = cfg.ranking_weights()
-        self.name = f"{label} v{pair.version}"
+    def __init__(
+        self, module: nn.Module, spec: FeatureSpec, weights: dict[str, float], name: str
+    ) -> None:
+        self.module, self.spec, self.weights, self.name = module, spec, weights, name
 
     def score(self, features: Features) -> np.ndarray:
         shape = features[self.spec.inputs[0]].shape
         frame = pd.DataFrame({c: features[c].ravel() for c in self.spec.inputs})
         return utility(predict_frame(self.module, frame, self.spec), self.weights).reshape(shape)
+
+
+def registered_scorer(cfg: RankerConfig, pair: RankerPair, label: str) -> ModuleScorer:
+    """A registered ranker version as a serving policy."""
+    module, spec = load_registered(f"models:/{cfg.mlflow.registered_model}/{pair.version}")
+    return ModuleScorer(module, spec, cfg.ranking_weights(), f"{label} v{pair.version}")
 
 
 def serving_policy(cfg: RankerConfig, client: MlflowClient) -> Scorer:
@@ -43,7 +48,7 @@ def serving_policy(cfg: RankerConfig, client: MlflowClient) -> Scorer:
     if champion is None:
         return HeuristicScorer()
     previous = alias_pair(client, name, PREVIOUS)
-    holdout: Scorer = RankerScorer(cfg, previous, PREVIOUS) if previous else HeuristicScorer()
+    holdout: Scorer = registered_scorer(cfg, previous, PREVIOUS) if previous else HeuristicScorer()
     return HoldoutScorer(
-        RankerScorer(cfg, champion, "champion"), holdout, cfg.deployment.holdout_share
+        registered_scorer(cfg, champion, "champion"), holdout, cfg.deployment.holdout_share
     )

@@ -178,7 +178,7 @@ def print_replay_evaluation(cfg: RankerConfig, seed: int, day: date) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--start", default="2026-11-01")
-    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

@@ -34,6 +34,20 @@ def context_columns(vocab: Vocabulary) -> tuple[str, ...]:
     return tuple(c for c in FEATURE_LOG_KEY_COLUMNS if c not in skip)
 
 
+def column_lineage(spec: FeatureSpec, vocab: Vocabulary) -> dict[str, list[tuple[str, str]]]:
+    """The (log, column) pairs each training_examples column is computed from, for the UI."""
+    lineage = {c: [("feature_log", c)] for c in (*context_columns(vocab), *spec.dense)}
+    lineage.update({c: [("feature_log", c)] for c in spec.categorical})
+    lineage.update({k: [("feature_log", k), ("event_log", k)] for k in KEY})
+    event = [("event_log", "event_type"), ("event_log", "timestamp")]
+    lineage["impression_ts"] = event
+    lineage["weight"] = [("feature_log", "keep_rate")]
+    # A label is an engagement event within the maturity window after the impression.
+    lineage.update({lab: [*event, ("feature_log", "request_ts")] for lab in vocab.label_events})
+    lineage["ds"] = [("feature_log", "ds")]
+    return lineage
+
+
 @dataclass(frozen=True)
 class JoinStats:
     feature_rows: int

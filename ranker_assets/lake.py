@@ -90,6 +90,12 @@ class Lake:
     def table(self, table: str) -> DeltaTable:
         return DeltaTable(self.uri(table), storage_options=self.storage_options or None)
 
+    def schema(self, table: str) -> pa.Schema:
+        return pa.schema(self.table(table).schema().to_arrow())
+
+    def columns(self, table: str) -> list[str]:
+        return self.schema(table).names
+
     def replace_partition(self, table: str, data: pa.Table, partitions: dict[str, str]) -> int:
         """Replace one partition (e.g. a day) with `data` in a single commit; returns the version.
 

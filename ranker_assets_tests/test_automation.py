@@ -91,18 +91,20 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     landed = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=NOW, cursor=first.cursor
     )
-    # Every landed day is ingested; D2 is joined in the same pass, after its inputs (its next
-    # day's events are among them). D3 has no traffic of its own (no feature log): never
-    # joined; D1 is older than the join's lookback: a backfill's job, not automation's.
-    assert _requested(landed) == {
-        "feature_log": {D1, D2},
-        "event_log": {D1, D2, D3},
-        "training_examples": {D2},
-    }
+    # Every landed day is ingested. Nothing is joined in the same pass: a join's run could
+    # start before the runs that write its inputs.
+    assert _requested(landed) == {"feature_log": {D1, D2}, "event_log": {D1, D2, D3}}
     _materialize(defs, instance, _requested(landed))
+    # Then D2 is joined (its next day's events are in). D3 has no traffic of its own (no
+    # feature log): never joined; D1 is older than the join's lookback: a backfill's job.
+    joined = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=landed.cursor
+    )
+    assert _requested(joined) == {"training_examples": {D2}}
+    _materialize(defs, instance, _requested(joined))
     # Sampled datasets follow the new examples (their configs were observed by the sensor).
     sampling = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, evaluation_time=NOW, cursor=landed.cursor
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=joined.cursor
     )
     assert _requested(sampling) == {"sampled_dataset": {f"balanced|{D2}", f"legacy|{D2}"}}
     # A re-landed day gets a new version: that day alone is ingested (and joined) again.
@@ -112,8 +114,41 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     relanded = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=NOW, cursor=sampling.cursor
     )
-    assert _requested(relanded)["feature_log"] == {D2}
-    assert _requested(relanded).get("training_examples", {D2}) == {D2}
+    assert _requested(relanded) == {"feature_log": {D2}}
+    _materialize(defs, instance, _requested(relanded))
+    rejoined = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=relanded.cursor
+    )
+    assert _requested(rejoined) == {"training_examples": {D2}}
+
+
+def test_a_finished_log_is_joined_once_its_labels_are_final_by_time(tmp_path: Path) -> None:
+    """With joiner.labels_final_hours set, a day whose next day never comes is joined on its
+    own events once that long has passed; without it, it waits for the next day's events."""
+    base = small_config()
+    landing = tmp_path / "landing"
+    simulate_to_landing(base.world, base.logging, landing, START, 1, 300, SEED)
+    for path in day_files(landing, "event_log", D2):  # D1's late events: no next day at all
+        path.unlink()
+    resources = {
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "landing": LandingResource(path=str(landing)),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+    }
+    # D2 ended 32 h before: D1's labels are final if they count as final 6 h after, not 54 h.
+    at = datetime(2026, 11, 4, 8, tzinfo=UTC)
+    for hours, joined in ((None, False), (6.0, True), (54.0, False)):
+        joiner = base.joiner.model_copy(update={"labels_final_hours": hours})
+        defs = build_definitions(base.model_copy(update={"joiner": joiner}), resources)
+        with dg.instance_for_test() as instance:
+            first = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, evaluation_time=at
+            )
+            _materialize(defs, instance, {"feature_log": {D1}, "event_log": {D1}})
+            after = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, evaluation_time=at, cursor=first.cursor
+            )
+            assert ("training_examples" in _requested(after)) == joined, hours
 
 
 def test_rankers_retrain_on_cadence_then_validation_and_the_deploy_gate_follow(graph) -> None:
@@ -162,6 +197,35 @@ def test_rankers_retrain_on_cadence_then_validation_and_the_deploy_gate_follow(g
         cursor=waiting.cursor,
     )
     assert _requested(ready).get("deployed_ranker") == {D2}
+
+
+def test_a_champion_whose_data_aged_past_the_cadence_triggers_one_retrain(graph) -> None:
+    defs, instance, _ = graph
+    later = NOW + timedelta(hours=3)  # no cadence tick between these evaluations
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=later)
+    assert "ranker_model" not in _requested(first)
+    # The serving model's data age is checked against the newest landed day. With no champion
+    # (tiny days' rankers failed their gates) or one older than the cadence allows, it fails.
+    check = dg.AssetCheckKey(dg.AssetKey("deployed_ranker"), "champion_data_age")
+    cfg = small_config()
+    aged = build_definitions(
+        cfg.model_copy(update={"cadence": cfg.cadence.model_copy(update={"model_warn_hours": 0})}),
+        dict(defs.resources),
+    )
+    aged_job = aged.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection={check}
+    )
+    (evaluation,) = aged_job.execute_in_process(instance=instance).get_asset_check_evaluations()
+    assert not evaluation.passed
+    due = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=later, cursor=first.cursor
+    )
+    assert _requested(due).get("ranker_model") == {f"balanced|{D2}", f"legacy|{D2}"}
+    # Acted on once: still failing at the next tick, nothing more is requested...
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=later, cursor=due.cursor
+    )
+    assert "ranker_model" not in _requested(again)
 
 
 def test_a_backfill_runs_upstream_first_skips_unready_days_and_is_idempotent(

@@ -2,8 +2,10 @@
 
 Every minute it fingerprints each landed day (file names, sizes, modification times) and
 hashes each sampling config, and reports an observation only for what changed since its
-cursor, as a runless event. Downstream automation conditions react to those new versions.
-(Observing by automation condition instead would launch a run per partition per tick.)
+cursor, as a runless event. Without a cursor (a new daemon, a new Dagster home) it starts from
+the versions the instance already recorded, so history is not reported as new again.
+Downstream automation conditions react to those new versions. (Observing by automation
+condition instead would launch a run per partition per tick.)
 """
 
 from __future__ import annotations
@@ -40,6 +42,26 @@ def current_versions(
     return versions
 
 
+def recorded_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, dict[str, str]]:
+    """Source asset key -> partition -> its latest observed data version in `instance`."""
+    out: dict[str, dict[str, str]] = {}
+    for key in keys:
+        latest = out.setdefault(key, {})
+        cursor, more = None, True
+        while more:  # newest first, in pages of the storage's maximum
+            page = instance.fetch_observations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey.from_user_string(key)),
+                limit=10_000,
+                cursor=cursor,
+            )
+            for r in page.records:
+                obs = r.asset_observation
+                if obs is not None and DATA_VERSION_TAG in obs.tags:
+                    latest.setdefault(r.partition_key or "", obs.tags[DATA_VERSION_TAG])
+            cursor, more = page.cursor, page.has_more
+    return out
+
+
 def observe_sources_sensor(cfg: RankerConfig, days: dg.PartitionsDefinition) -> dg.SensorDefinition:
     @dg.sensor(
         name="observe_sources",
@@ -51,8 +73,12 @@ def observe_sources_sensor(cfg: RankerConfig, days: dg.PartitionsDefinition) -> 
     def observe_sources(
         context: dg.SensorEvaluationContext, landing: LandingResource
     ) -> dg.SensorResult:
-        seen: dict[str, dict[str, str]] = json.loads(context.cursor or "{}")
         now = current_versions(cfg, landing, days)
+        seen: dict[str, dict[str, str]] = (
+            json.loads(context.cursor)
+            if context.cursor
+            else recorded_versions(context.instance, list(now))
+        )
         events = [
             dg.AssetObservation(
                 dg.AssetKey.from_user_string(key),

@@ -10,7 +10,7 @@ import hashlib
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
-from ranker_assets.assets.metadata import table_metadata
+from ranker_assets.assets.metadata import lineage_metadata, table_metadata
 from ranker_assets.automation import sample_when_examples_or_config_change
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
@@ -19,6 +19,7 @@ from ranker_assets.resources import LakeResource
 from ranker_assets.sampling.config import SAMPLED_TABLE, scan_sampling_configs
 from ranker_assets.sampling.health import health_markdown
 from ranker_assets.sampling.run import run_sampler
+from ranker_assets.sampling.sampler import column_lineage
 
 # Bump when the sampler's logic changes: every sampled partition becomes stale.
 SAMPLER_CODE_VERSION = "sampler-1"
@@ -109,6 +110,9 @@ def build_sampled_data_assets(
                 "top1pct_user_share": h.top1pct_user_share,
                 "health": dg.MetadataValue.md(health_markdown(h, outcome.previous)),
                 **table_metadata(delta, SAMPLED_TABLE, h.rows_out),
+                **lineage_metadata(
+                    column_lineage(delta.columns(SAMPLED_TABLE), cfg.vocabulary.label_events)
+                ),
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -3,11 +3,11 @@
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
-from ranker_assets.assets.metadata import table_metadata
+from ranker_assets.assets.metadata import lineage_metadata, table_metadata
 from ranker_assets.automation import labels_mature
 from ranker_assets.cadence import freshness_policy
 from ranker_assets.config import RankerConfig
-from ranker_assets.joiner import run_joiner
+from ranker_assets.joiner import column_lineage, run_joiner
 from ranker_assets.resources import LakeResource
 
 
@@ -24,7 +24,7 @@ def build_training_data_assets(
         group_name="training_data",
         kinds={"spark", "delta"},
         freshness_policy=freshness_policy(cfg.cadence, "training_data"),
-        automation_condition=labels_mature(),
+        automation_condition=labels_mature(cfg.joiner.labels_final_hours),
         pool="spark",
         check_specs=[
             dg.AssetCheckSpec(
@@ -63,6 +63,7 @@ def build_training_data_assets(
                 "delta_version": version,
                 "lake_bytes": lake.lake().partition_bytes("training_examples", ds=ds),
                 **table_metadata(lake.lake(), "training_examples", stats.joined_rows),
+                **lineage_metadata(column_lineage(cfg.features, cfg.vocabulary)),
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -15,6 +15,7 @@ from ranker_assets.config import RankerConfig
 from ranker_assets.deployment import alias_pair, complete_pair
 from ranker_assets.evaluation.gates import FAMILIES
 from ranker_assets.evaluation.report import (
+    METRICS_TABLE,
     log_report,
     store_report,
     training_day,
@@ -82,7 +83,8 @@ def build_validation_assets(
             lake.lake(), cfg, name, ds, sampling.name, challenger, champion, landing.root()
         )
         store_report(lake.lake(), report)
-        artifacts = log_report(report, rows, scores)
+        history = lake.lake().read(METRICS_TABLE, config=sampling.name).to_pandas()
+        artifacts, plots = log_report(report, rows, scores, history)
         return dg.MaterializeResult(
             metadata={
                 "verdict": report.headline(),
@@ -97,6 +99,7 @@ def build_validation_assets(
                     run_url(uri, client.get_model_version(name, challenger.version).run_id)
                 ),
                 "mlflow_artifacts": ", ".join(artifacts),
+                "plots": dg.MetadataValue.md(plots),
                 "p99_ms": round(report.serving["p99_ms"], 2),
                 "model_mb": round(report.serving["model_mb"], 3),
             },

@@ -1,7 +1,9 @@
-"""PNG plots of a validation report: calibration curves and challenger vs champion AUC."""
+"""PNG plots of a validation report: calibration curves, challenger vs champion AUC by slice,
+and AUC over evaluation days. They go to MLflow and, embedded, to the asset page."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import matplotlib
@@ -71,3 +73,35 @@ def auc_by_slice(metrics: pd.DataFrame, path: Path) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def auc_over_days(history: pd.DataFrame, path: Path) -> Path:
+    """Per head, challenger and champion AUC on each evaluation day so far (one config)."""
+    auc = history[
+        (history["metric"] == "auc")
+        & (history["slice"] == ALL)
+        & history["model"].isin([CHALLENGER, CHAMPION])
+    ]
+    heads = list(dict.fromkeys(auc["head"]))
+    fig, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads), 3.0), squeeze=False)
+    for ax, head in zip(axes[0], heads, strict=True):
+        for model in (CHALLENGER, CHAMPION):
+            sel = auc[(auc["head"] == head) & (auc["model"] == model)].sort_values("eval_day")
+            if not sel.empty:
+                ax.plot(sel["eval_day"].str[5:], sel["value"], marker="o", label=model)
+        ax.set_title(f"AUC {head}")
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def embedded_markdown(paths: list[Path]) -> str:
+    """Markdown that shows the PNGs inline (Dagster's metadata markdown allows data: images)."""
+    return "\n\n".join(
+        f"**{p.stem.replace('_', ' ')}**\n\n"
+        f"![{p.stem}](data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()})"
+        for p in paths
+    )

@@ -29,7 +29,12 @@ from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
 from ranker_assets.evaluation.off_policy import slate_estimates
 from ranker_assets.evaluation.offline import ALL, CHALLENGER, CHAMPION, DIFFERENCE, compare_models
-from ranker_assets.evaluation.plots import auc_by_slice, calibration_curves
+from ranker_assets.evaluation.plots import (
+    auc_by_slice,
+    auc_over_days,
+    calibration_curves,
+    embedded_markdown,
+)
 from ranker_assets.lake import Lake
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.tracking import load_registered, raw_name
@@ -365,9 +370,16 @@ def store_report(lake: Lake, report: ValidationReport) -> None:
 
 
 def log_report(
-    report: ValidationReport, rows: pd.DataFrame, scores: dict[str, pd.DataFrame]
-) -> list[str]:
-    """The report, its metrics and PNG plots as artifacts of the challenger's MLflow run."""
+    report: ValidationReport,
+    rows: pd.DataFrame,
+    scores: dict[str, pd.DataFrame],
+    history: pd.DataFrame,
+) -> tuple[list[str], str]:
+    """The report, its metrics and PNG plots as artifacts of the challenger's MLflow run.
+
+    `history` is this config's stored validation metrics (every evaluation day so far).
+    Returns the artifact paths and the plots as inline markdown for the asset page.
+    """
     client = MlflowClient()
     run_id = client.get_model_version(report.name, report.challenger.version).run_id
     folder = f"validation/{report.eval_day}"
@@ -377,10 +389,14 @@ def log_report(
         report.metrics.to_csv(out / "metrics.csv", index=False)
         if not report.ope.empty:
             report.ope.to_csv(out / "off_policy.csv", index=False)
-        calibration_curves(rows, scores, list(report.heads), out / "calibration_curves.png")
-        auc_by_slice(report.metrics, out / "auc_challenger_vs_champion.png")
+        plots = [
+            calibration_curves(rows, scores, list(report.heads), out / "calibration_curves.png"),
+            auc_by_slice(report.metrics, out / "auc_challenger_vs_champion.png"),
+            auc_over_days(history, out / "auc_over_days.png"),
+        ]
         client.log_artifacts(run_id, str(out), folder)
         names = sorted(p.name for p in out.iterdir())
+        inline = embedded_markdown(plots)
     client.set_tag(run_id, "validation_passed", str(report.passed).lower())
     client.set_model_version_tag(
         report.name, report.challenger.version, "validation", report.headline()
@@ -388,4 +404,4 @@ def log_report(
     client.set_model_version_tag(
         raw_name(report.name), report.challenger.raw_version, "validation", report.headline()
     )
-    return [f"{folder}/{n}" for n in names]
+    return [f"{folder}/{n}" for n in names], inline

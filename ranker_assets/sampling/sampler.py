@@ -103,6 +103,17 @@ def _cap(df: DataFrame, group: str, cap: int | None, seed: int) -> DataFrame:
     )
 
 
+def column_lineage(columns: list[str], labels: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+    """The training_examples columns each sampled column comes from: all are carried as they
+    are, except the keep probability (from labels and policy) and the weight it rescales."""
+    lineage = {c: [("training_examples", c)] for c in columns if c not in ("keep_prob", "config")}
+    lineage["config"] = []  # the partition's sampling config, not data
+    keep = [("training_examples", c) for c in (*labels, "policy", "impressed") if c in columns]
+    lineage["keep_prob"] = keep
+    lineage["weight"] = [("training_examples", "weight"), *keep]
+    return lineage
+
+
 def sample_day(
     df: DataFrame,
     cfg: SamplingConfig,

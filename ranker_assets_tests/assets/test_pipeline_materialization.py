@@ -88,6 +88,7 @@ def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
         assert columns["weight"] == "float" and columns["repin"] == "int8" and "ds" in columns
         (check,) = result.get_asset_check_evaluations()
         assert check.check_name == "logs_agree" and check.passed
+        _assert_lineage(lake, m, "training_examples")
     # Re-materializing a day through Dagster replaces it: same rows, nothing duplicated.
     before = lake.read("training_examples").num_rows
     assert _run(defs, instance, ["feature_log", "event_log", "training_examples"], D1).success
@@ -144,6 +145,16 @@ def test_sampled_datasets_per_config_and_day_are_reused_by_lineage(setup) -> Non
     assert _sample(defs, instance, D1, "balanced")[0]["reused_by_lineage"]
     rows = lake.read("sampled_dataset", [D1], config="legacy").num_rows
     assert rows == meta["rows_out"]
+    _assert_lineage(lake, meta, "sampled_dataset")
+
+
+def _assert_lineage(lake, meta: dict[str, object], table: str) -> None:
+    """Column lineage covers every column of the output, and names only real upstream columns."""
+    lineage = meta["dagster/column_lineage"].deps_by_column
+    assert set(lineage) == set(lake.columns(table))
+    for deps in lineage.values():
+        for dep in deps:
+            assert dep.column_name in lake.columns(dep.asset_key.path[-1]), dep
 
 
 def _stale(
@@ -293,6 +304,11 @@ def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_t
     assert "insufficient positives" in checks["absolute"].metadata["failed"].value
     (mat,) = failed.asset_materializations_for_node("validation_report")
     assert mat.metadata["verdict"].value.startswith("FAIL (absolute, calibration)")
+    # The plots are on the asset page itself, inline, and in the challenger's MLflow run.
+    plots = mat.metadata["plots"].value
+    for name in ("calibration_curves", "auc_challenger_vs_champion", "auc_over_days"):
+        assert f"![{name}](data:image/png;base64,iVBOR" in plots
+        assert f"validation/{D2}/{name}.png" in mat.metadata["mlflow_artifacts"].value
     rejected = _run(strict, instance, ["deployed_ranker"], D2)
     assert _meta(rejected, "deployed_ranker")["action"] == "reject"
     # The same ranker under thresholds it meets: the gates pass and it is promoted.

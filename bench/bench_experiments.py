@@ -1,0 +1,176 @@
+"""The article's claims, measured against the simulator's ground truth, arms side by side.
+
+Run: .venv/bin/python bench/bench_experiments.py [--requests 20000] [--days 5]
+     [--cadence-days 28] [--cadence-requests 10000] [--plots docs/results]
+Prints markdown (tables and plot links) for docs/results.md; `--quick` runs small.
+Every arm uses the same seeds and days; models are judged on the day after their window,
+served in uniform random order (free of position bias), against the oracle's AUC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ranker_assets.config import load_config
+from ranker_assets.experiments import (
+    Scale,
+    cadence_experiment,
+    evaluation_bias,
+    logging_experiment,
+    reference_experiment,
+    sampling_experiment,
+    teacher_experiment,
+)
+from ranker_assets.spark_session import get_spark
+
+CADENCES = {"frozen": None, "bi-weekly": 14, "weekly": 7, "every 3 days": 3, "daily": 1}
+
+
+def table(frame: pd.DataFrame, digits: int = 4) -> str:
+    return frame.round(digits).to_markdown()
+
+
+def by_head(quality: pd.DataFrame, value: str = "auc") -> pd.DataFrame:
+    return quality.pivot(index="model", columns="head", values=value)
+
+
+def section(title: str, started: float) -> None:
+    print(f"\n### {title}\n\n({time.perf_counter() - started:.0f} s)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=5)
+    parser.add_argument("--eval-requests", type=int, default=20_000)
+    parser.add_argument("--cadence-days", type=int, default=28)
+    parser.add_argument("--cadence-requests", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--plots", type=Path, default=Path("docs/results"))
+    parser.add_argument("--quick", action="store_true", help="small scale, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.days, args.eval_requests = 4000, 3, 6000
+        args.cadence_days, args.cadence_requests = 12, 3000
+    cfg = load_config()
+    heads = cfg.model.heads
+    scale = Scale(args.requests, args.days, args.eval_requests, args.seed)
+    args.plots.mkdir(parents=True, exist_ok=True)
+    spark = get_spark(cfg.spark)
+    print(
+        f"Scale: {args.requests:,} requests/day, a {args.days}-day window, judged on "
+        f"{args.eval_requests:,} fully randomized requests of the next day; seed {args.seed}."
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+
+        t = time.perf_counter()
+        volume, quality = logging_experiment(spark, cfg, root / "logging", scale)
+        section("1. Hybrid vs full logging", t)
+        print(table(volume.set_index("logging"), 2) + "\n")
+        print("Replay AUC per head:\n\n" + table(by_head(quality)) + "\n")
+        print(
+            "Predicted / actual engagement on the replay day (1.0 = calibrated):\n\n"
+            + table(by_head(quality, "pred_over_actual"))
+            + "\n"
+        )
+
+        t = time.perf_counter()
+        configs = sorted(p.stem for p in cfg.sampling.configs_path.glob("*.yaml"))
+        quality, engagement, outcomes = sampling_experiment(
+            spark, cfg, root / "sampling", scale, configs
+        )
+        section(f"3. Sampling configs ({', '.join(configs)}): offline and a simulated A/B", t)
+        print("Replay AUC per head:\n\n" + table(by_head(quality)) + "\n")
+        base = engagement.xs("heuristic", level="policy")
+        lift = {p: (engagement.xs(p, level="policy") / base - 1) * 100 for p in configs}
+        print(
+            f"Online engagement when each serves all of the next day ({args.eval_requests:,} "
+            "requests, no randomized traffic), % vs the heuristic, per action and content "
+            "type:\n"
+        )
+        for p, frame in lift.items():
+            print(f"{p}:\n\n{table(frame, 1)}\n")
+
+        t = time.perf_counter()
+        bias = evaluation_bias(cfg, scale, outcomes[cfg.sampling.default], args.eval_requests)
+        section("2. Randomized traffic: evaluating on production vs randomized rows", t)
+        print(
+            f"The {cfg.sampling.default} ranker's AUC measured on a day's production rows "
+            "and on its randomized rows (5% randomized traffic), against its AUC on a fully "
+            "randomized day (truth):\n\n" + table(bias.set_index(["measured_on", "head"]))
+        )
+        print(
+            "\nThe off-policy estimator's error against the randomized share: "
+            "`bench/bench_off_policy.py` below.\n"
+        )
+
+        t = time.perf_counter()
+        cscale = Scale(args.cadence_requests, args.days, args.cadence_requests, args.seed)
+        days = cadence_experiment(spark, cfg, root / "cadence", cscale, args.cadence_days, CADENCES)
+        section(f"4. Refresh cadence over {args.cadence_days} simulated days with drift", t)
+        mean = days.pivot_table(index="cadence", columns="head", values="auc", aggfunc="mean")
+        print(
+            "Mean replay AUC per head over the days after the first window:\n\n"
+            + table(mean.reindex([*CADENCES, "oracle"]))
+            + "\n"
+        )
+        primary = cfg.gates.primary_head
+        fig, axes = plt.subplots(1, len(heads), figsize=(4 * len(heads), 3.4), squeeze=False)
+        for ax, head in zip(axes[0], heads, strict=True):
+            for name in [*CADENCES, "oracle"]:
+                sel = days[(days["cadence"] == name) & (days["head"] == head)]
+                ax.plot(
+                    sel["day"].str[5:],
+                    sel["auc"],
+                    label=name,
+                    linestyle="--" if name == "oracle" else "-",
+                )
+            ax.set_title(f"replay AUC {head}")
+            ax.tick_params(axis="x", rotation=60, labelsize=6)
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(args.plots / "cadence_auc.png", dpi=80)
+        plt.close(fig)
+        print("![replay AUC per day and cadence](results/cadence_auc.png)\n")
+        eng = days[days["head"] == primary].pivot_table(
+            index="cadence", values="engagement", aggfunc="mean"
+        )
+        print(
+            f"Mean online {primary}s per request when each cadence's ranker serves:\n\n"
+            + table(eng.reindex(list(CADENCES)))
+            + "\n"
+        )
+
+        t = time.perf_counter()
+        quality = teacher_experiment(spark, cfg, root / "teacher", scale)
+        section("5. Warm start, distillation and a bad teacher", t)
+        print(
+            "Replay AUC per head of the last day's ranker, trained on the last "
+            f"{args.days - 1} days:\n\n" + table(by_head(quality)) + "\n"
+        )
+
+        for size, requests in (("1x", args.requests), ("2x", 2 * args.requests)):
+            t = time.perf_counter()
+            rscale = Scale(requests, args.days, args.eval_requests, args.seed)
+            quality = reference_experiment(spark, cfg, root / f"reference{size}", rscale)
+            section(
+                f"How good is the ranker: {requests:,} requests/day "
+                f"({quality['trained_rows'].iloc[0]:,} training rows)",
+                t,
+            )
+            print(table(by_head(quality)) + "\n")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
