@@ -33,7 +33,7 @@ from ranker_assets.evaluation.report import training_day
 from ranker_assets.world.simulator import simulate_to_landing
 
 REPLAY_REQUESTS = 4000
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
