@@ -141,7 +141,7 @@ def main() -> None:
         fig.tight_layout()
         fig.savefig(args.plots / "cadence_auc.png", dpi=80)
         plt.close(fig)
-        print("![replay AUC per day and cadence](results/cadence_auc.png)\n")
+        print(f"![replay AUC per day and cadence]({args.plots.name}/cadence_auc.png)\n")
         eng = days[days["head"] == primary].pivot_table(
             index="cadence", values="engagement", aggfunc="mean"
         )

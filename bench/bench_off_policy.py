@@ -3,9 +3,9 @@
 Run: .venv/bin/python bench/bench_off_policy.py [--requests 100000] [--days 7]
 For each randomized share, simulates `days` days at `requests` per day, keeps the randomized
 requests (every served candidate logged with its propensity, as the hybrid logger does) and
-estimates what the heuristic policy's top 3 earns per request (IPS and SNIPS, 90% bootstrap
-intervals over requests), pooled over the days. The reference is the simulator's true value
-of the same ranking on the same requests.
+estimates what the heuristic policy's top 3 earns per request (IPS, SNIPS and the
+position-based PBM, 90% bootstrap intervals over requests), pooled over the days. The
+reference is the simulator's true value of the same ranking on the same requests.
 """
 
 from __future__ import annotations
@@ -53,22 +53,24 @@ def main() -> None:
         est = slate_estimates(logged, scores, HEADS, 3, 200, 0.9, args.seed)
         truth = slate_truth(logged, scores, HEADS, 3, world)
         for head in HEADS:
-            snips = est[(est["head"] == head) & (est["estimator"] == "snips")].iloc[0]
-            ips = est[(est["head"] == head) & (est["estimator"] == "ips")].iloc[0]
-            rows.append(
-                {
-                    "share": share,
-                    "head": head,
-                    "requests": int(snips["requests"]),
-                    "matched": int(snips["matched_rows"]),
-                    "ips": ips["value"],
-                    "snips": snips["value"],
-                    "snips_90ci": f"[{snips['ci_low']:.4f}, {snips['ci_high']:.4f}]",
-                    "truth": truth[head],
-                    "snips_error": snips["value"] / truth[head] - 1,
-                    "covered": snips["ci_low"] <= truth[head] <= snips["ci_high"],
+            e = est[est["head"] == head].set_index("estimator")
+            row = {
+                "share": share,
+                "head": head,
+                "requests": int(e.loc["snips", "requests"]),
+                "truth": truth[head],
+                "ips": e.loc["ips", "value"],
+            }
+            for name in ("snips", "pbm"):
+                low, high = e.loc[name, "ci_low"], e.loc[name, "ci_high"]
+                row |= {
+                    f"{name}_rows": int(e.loc[name, "matched_rows"]),
+                    name: e.loc[name, "value"],
+                    f"{name}_90ci": f"[{low:.4f}, {high:.4f}]",
+                    f"{name}_error": e.loc[name, "value"] / truth[head] - 1,
+                    f"{name}_covered": low <= truth[head] <= high,
                 }
-            )
+            rows.append(row)
     table = pd.DataFrame(rows)
     print(
         f"heuristic top-3 value per randomized request, {args.days} days x "

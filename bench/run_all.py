@@ -180,7 +180,7 @@ def main() -> None:
         path = script(name)
         argv = [sys.executable, str(path.relative_to(REPO)), *(quick if args.quick else full)]
         if name == "experiments":
-            argv += ["--plots", str(out.parent / "results")]
+            argv += ["--plots", str(out.with_suffix(""))]  # docs/results/ beside results.md
         shown = " ".join([".venv/bin/python", *argv[1:]])
         print(f"== {shown}", flush=True)
         t0 = time.perf_counter()

@@ -204,18 +204,20 @@ class ValidationReport:
                 "Off-policy value of each model's top-K on randomized traffic "
                 "(engagements per request):",
                 "",
-                "| model | head | IPS [interval] | SNIPS [interval] | true value | matched rows |",
-                "|---|---|---|---|---|---|",
+                "| model | head | IPS [interval] | SNIPS [interval] | PBM [interval] | true value "
+                "| matched rows |",
+                "|---|---|---|---|---|---|---|",
             ]
             for (model, head), g in self.ope.groupby(["model", "head"], sort=False):
                 e = g.set_index("estimator")
                 truth = g["truth"].iloc[0]
-                ips, snips = (
-                    _interval(*e.loc[k, ["value", "ci_low", "ci_high"]]) for k in ("ips", "snips")
+                ips, snips, pbm = (
+                    _interval(*e.loc[k, ["value", "ci_low", "ci_high"]])
+                    for k in ("ips", "snips", "pbm")
                 )
                 true = "-" if np.isnan(truth) else f"{truth:.4f}"
                 matched = int(g["matched_rows"].iloc[0])
-                lines.append(f"| {model} | {head} | {ips} | {snips} | {true} | {matched} |")
+                lines.append(f"| {model} | {head} | {ips} | {snips} | {pbm} | {true} | {matched} |")
         lines += ["", "| gate | family | value | bound | passed |", "|---|---|---|---|---|"]
         lines += [
             f"| {g.name} | {g.family} | {g.value:.4g} | {g.bound} | "
