@@ -44,11 +44,7 @@ def main() -> None:
         landed = today - timedelta(days=1)
         joined = str(landed - timedelta(days=1))
         with LocalDagster(env, root / "dagster_dev.log") as dagster:
-            dagster.wait(
-                "the sensors' first ticks",
-                lambda: all(dagster.ticked(s) for s in ("ranker_automation", "observe_sources")),
-                300,
-            )
+            dagster.wait_for_sensors(300)
             t1 = time.perf_counter()
             simulate_to_landing(
                 cfg.world, cfg.logging, root / "landing", landed, 1, args.requests, args.seed + 1

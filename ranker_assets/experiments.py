@@ -29,8 +29,9 @@ from ranker_assets.joiner import run_joiner
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SAMPLED_TABLE, sampling_config
 from ranker_assets.sampling.run import run_sampler
-from ranker_assets.training.data import load_window, to_tensors
+from ranker_assets.training.data import load_window
 from ranker_assets.training.model import CalibratedRanker
+from ranker_assets.training.pipeline import ranker_tensors
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.train import TrainingOutcome, train_ranker
 from ranker_assets.world.drift import day_state
@@ -123,14 +124,9 @@ def fit(
     """Train the ranker of `arm.cfg` on `config`'s sampled rows of `days` (all by default)."""
     cfg = arm.cfg
     table = load_window(arm.lake, config, list(days or arm.days), cfg.features, cfg.model.heads)
-    data = to_tensors(
-        table,
-        cfg.features,
-        cfg.model.heads,
-        cfg.model.hash_buckets,
-        cfg.vocabulary.randomized_policy,
+    return train_ranker(
+        ranker_tensors(table, cfg), cfg.features, cfg.model, teacher=teacher, init_state=init_state
     )
-    return train_ranker(data, cfg.features, cfg.model, teacher=teacher, init_state=init_state)
 
 
 def sampled_rows(arm: Arm, config: str) -> int:

@@ -141,6 +141,13 @@ class LocalDagster:
         state = data.get("sensorState")
         return bool(state and state["ticks"])
 
+    def wait_for_sensors(self, timeout_s: float) -> float:
+        """Until both sensors have ticked once: a landing after that is new to them."""
+        sensors = ("ranker_automation", "observe_sources")
+        return self.wait(
+            "the sensors' first ticks", lambda: all(self.ticked(s) for s in sensors), timeout_s
+        )
+
     def wait(self, what: str, ready: Callable[[], object], timeout_s: float) -> float:
         """Poll `ready` every 5 s; returns the seconds waited, raises TimeoutError past
         `timeout_s` or RuntimeError if dagster dev died (with the tail of its log)."""

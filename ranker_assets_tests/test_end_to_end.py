@@ -68,11 +68,7 @@ def test_a_landed_day_reaches_the_deploy_gate_by_itself_and_the_ui_renders_the_g
     landed = datetime.now(UTC).date() - timedelta(days=1)
     joined = str(landed - timedelta(days=1))
     with LocalDagster(env, root / "dagster_dev.log") as dagster:
-        dagster.wait(
-            "both sensors' first ticks",
-            lambda: all(dagster.ticked(s) for s in ("ranker_automation", "observe_sources")),
-            240,
-        )
+        dagster.wait_for_sensors(300)
         simulate_to_landing(cfg.world, cfg.logging, root / "landing", landed, 1, REQUESTS, 6)
         landed_at = time.time()
         elapsed = dagster.wait(

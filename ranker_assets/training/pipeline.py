@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import mlflow
+import pyarrow as pa
 from mlflow.exceptions import MlflowException
 from torch import nn
 
@@ -17,7 +18,7 @@ from ranker_assets.evaluation.data_validation import (
     validate_window,
 )
 from ranker_assets.lake import Lake
-from ranker_assets.training.data import TrainingDataError, load_window, to_tensors
+from ranker_assets.training.data import Tensors, TrainingDataError, load_window, to_tensors
 from ranker_assets.training.tracking import (
     RegisteredRanker,
     champion_uri,
@@ -57,6 +58,17 @@ def _champion(cfg: RankerConfig) -> nn.Module | None:
         ) from err
 
 
+def ranker_tensors(table: pa.Table, cfg: RankerConfig) -> Tensors:
+    """A loaded window as the tensors this ranker's config trains on."""
+    return to_tensors(
+        table,
+        cfg.features,
+        cfg.model.heads,
+        cfg.model.hash_buckets,
+        cfg.vocabulary.randomized_policy,
+    )
+
+
 def train_partition(
     lake: Lake,
     cfg: RankerConfig,
@@ -88,13 +100,7 @@ def train_partition(
                 f"training on {sampling_config!r} {days[0]}..{days[-1]} blocked by data "
                 "validation: " + "; ".join(checked.problems)
             )
-        data = to_tensors(
-            table,
-            cfg.features,
-            cfg.model.heads,
-            cfg.model.hash_buckets,
-            cfg.vocabulary.randomized_policy,
-        )
+        data = ranker_tensors(table, cfg)
         champion = _champion(cfg)
         outcome = train_ranker(
             data,
