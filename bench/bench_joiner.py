@@ -4,6 +4,9 @@ Run: .venv/bin/python bench/bench_joiner.py [--requests 100000]
 Simulates the same two days twice (same seed, same traffic), once logged the hybrid way and once
 logging every served candidate (`full`), ingests both through the contract into Delta, and joins
 day 1 with Spark. Prints one table; the full-logging row is the reference on the same run.
+A single-process reference of the same join (DuckDB SQL over the same Delta files, writing
+parquet) runs on each arm too: rows/s of both, their ratio, and a check that both produce the
+same rows and positives.
 """
 
 from __future__ import annotations
@@ -14,12 +17,50 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from ranker_assets.config import load_config
+import duckdb
+
+from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
 from ranker_assets.joiner import run_joiner
 from ranker_assets.lake import Lake
 from ranker_assets.spark_session import get_spark
 from ranker_assets.world.simulator import simulate_to_landing
+
+
+def duckdb_join(
+    lake: Lake, days: list[str], cfg: RankerConfig, out: Path
+) -> tuple[int, dict[str, int], float]:
+    """The Joiner's logic in DuckDB SQL (labels within the maturity window after the
+    impression, weight = 1 / keep_rate), written to parquet: (rows, positives, seconds)."""
+    vocab, hours = cfg.vocabulary, cfg.joiner.maturity_hours
+    feats = [u.removeprefix("file://") for u in lake.files("feature_log", days[:1])]
+    events = [u.removeprefix("file://") for u in lake.files("event_log", days)]
+    labels = ", ".join(f"'{e}'" for e in vocab.label_events)
+    flags = ", ".join(f"max((e.event_type = '{e}')::TINYINT) AS {e}" for e in vocab.label_events)
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"""
+        COPY (
+        WITH f AS (SELECT * FROM read_parquet({feats!r})),
+        ev AS (SELECT request_id, pin_id, event_type, "timestamp" AS ts
+               FROM read_parquet({events!r})),
+        imp AS (SELECT request_id, pin_id, min(ts) AS impression_ts FROM ev
+                WHERE event_type = '{vocab.impression_event}' GROUP BY ALL),
+        anchored AS (SELECT f.request_id, f.pin_id,
+                     coalesce(i.impression_ts, f.request_ts) + INTERVAL ({hours}) HOUR AS deadline
+                     FROM f LEFT JOIN imp i USING (request_id, pin_id)),
+        lab AS (SELECT a.request_id, a.pin_id, {flags}
+                FROM anchored a JOIN ev e USING (request_id, pin_id)
+                WHERE e.event_type IN ({labels}) AND e.ts <= a.deadline GROUP BY ALL)
+        SELECT f.*, i.impression_ts, (1.0 / f.keep_rate)::FLOAT AS weight,
+               {", ".join(f"coalesce(l.{e}, 0)::TINYINT AS {e}_label" for e in vocab.label_events)}
+        FROM f LEFT JOIN imp i USING (request_id, pin_id) LEFT JOIN lab l USING (request_id, pin_id)
+        ) TO '{out}' (FORMAT parquet)
+    """)
+    seconds = time.perf_counter() - t0
+    sums = ", ".join(f"sum({e}_label)::BIGINT" for e in vocab.label_events)
+    n, *pos = con.execute(f"SELECT count(*), {sums} FROM read_parquet('{out}')").fetchone()
+    return n, dict(zip(vocab.label_events, pos, strict=True)), seconds
 
 
 def main() -> None:
@@ -50,6 +91,9 @@ def main() -> None:
             t2 = time.perf_counter()
             _, stats = run_joiner(spark, lake, days[0], cfg.features, cfg.joiner)
             t3 = time.perf_counter()
+            ref_rows, ref_pos, ref_s = duckdb_join(lake, days, cfg, root / "duckdb.parquet")
+            spark_pos = {h: stats.positives[h] for h in ref_pos}
+            assert ref_rows == stats.joined_rows and ref_pos == spark_pos, (ref_pos, spark_pos)
             rows.append(
                 (
                     mode,
@@ -60,6 +104,7 @@ def main() -> None:
                     t2 - t1,
                     stats.joined_rows,
                     t3 - t2,
+                    ref_s,
                 )
             )
     print(f"{args.requests:,} requests/day, ds={days[0]}, Spark {cfg.spark.master}\n")
@@ -73,12 +118,14 @@ def main() -> None:
         "joined",
         "join s",
         "join rows/s",
+        "duckdb s",
+        "spark/duck",
     )
     print(f"{head[0]:<8}" + "".join(f"{h:>12}" for h in head[1:]))
-    for mode, n, landed, lake_b, tf, te, joined, tj in rows[1:]:
+    for mode, n, landed, lake_b, tf, te, joined, tj, td in rows[1:]:
         print(
             f"{mode:<8}{n:>12,}{landed / 1e6:>12.1f}{lake_b / 1e6:>12.1f}{tf:>12.1f}{te:>12.1f}"
-            f"{joined:>12,}{tj:>12.1f}{joined / tj:>12,.0f}"
+            f"{joined:>12,}{tj:>12.1f}{joined / tj:>12,.0f}{td:>12.1f}{tj / td:>12.2f}"
         )
     hybrid, full = rows[2], rows[1]
     print(
