@@ -8,7 +8,7 @@ import dagster as dg
 
 from ranker_assets.assets.deployed_rankers import build_deployment_assets
 from ranker_assets.assets.logged_events import build_logged_event_assets
-from ranker_assets.assets.observations import observe_sources_sensor
+from ranker_assets.assets.observations import ledger_specs, observe_sources_sensor
 from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
@@ -44,21 +44,26 @@ def build_definitions(
         *build_trained_ranker_assets(cfg, days_x_configs),
         *build_validation_assets(cfg, days_x_configs),
         *build_deployment_assets(cfg, days),
+        *ledger_specs(),
     ]
+
     # Who owns each asset and which ranker it belongs to, in the UI's catalog and filters.
-    owned = [
-        a.map_asset_specs(
-            lambda spec: spec.replace_attributes(
-                owners=list(cfg.owners), tags={**spec.tags, "ranker": cfg.name}
-            )
+    def owned(spec: dg.AssetSpec) -> dg.AssetSpec:
+        return spec.replace_attributes(
+            owners=list(cfg.owners), tags={**spec.tags, "ranker": cfg.name}
         )
+
+    assets = [
+        a.map_asset_specs(owned)
         if isinstance(a, dg.AssetsDefinition)
+        else owned(a)
+        if isinstance(a, dg.AssetSpec)
         else a
         for a in built
     ]
     return dg.Definitions(
         # Each asset links to its source in the UI.
-        assets=dg.with_source_code_references(owned),
+        assets=dg.with_source_code_references(assets),
         jobs=[
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
             dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),

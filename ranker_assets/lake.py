@@ -96,6 +96,11 @@ class Lake:
     def columns(self, table: str) -> list[str]:
         return self.schema(table).names
 
+    def row_count(self, table: str) -> int:
+        """Rows in the table's current version, from the Delta log's file statistics."""
+        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        return int(pc.sum(actions["num_records"]).as_py() or 0)
+
     def replace_partition(self, table: str, data: pa.Table, partitions: dict[str, str]) -> int:
         """Replace one partition (e.g. a day) with `data` in a single commit; returns the version.
 

@@ -16,12 +16,64 @@ import json
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.config import RankerConfig
+from ranker_assets.deployment import DEPLOYMENTS
 from ranker_assets.hybrid_logging.landing import day_fingerprints
-from ranker_assets.resources import LandingResource
+from ranker_assets.ingestion import QUARANTINE_TABLE
+from ranker_assets.lake import Lake
+from ranker_assets.resources import LakeResource, LandingResource
 from ranker_assets.sampling.config import scan_sampling_configs
+from ranker_assets.sampling.run import HEALTH
 
 LANDED_LOGS = ("feature_log", "event_log")
+# Tables the stages append to, shown as assets: what each records, and the asset that writes it.
+LEDGERS = {
+    QUARANTINE_TABLE: (
+        ("feature_log", "event_log"),
+        "Every rejected log row: the rule it broke, the column and the raw payload.",
+    ),
+    HEALTH: (
+        ("sampled_dataset",),
+        "Per (day, sampling config): rows in and out, negative keep rate, positives per head.",
+    ),
+    DEPLOYMENTS: (
+        ("deployed_ranker",),
+        "Every deploy decision (promote, reject, rollback) with its reasons and versions.",
+    ),
+}
+
+
+def ledger_specs() -> list[dg.AssetSpec]:
+    """The ledger tables as external assets; observe_sources reports their row counts."""
+    return [
+        dg.AssetSpec(
+            table,
+            deps=writers,
+            group_name="ledgers",
+            kinds={"delta"},
+            description=f"{text} Observed by the observe_sources sensor (row count, schema).",
+        )
+        for table, (writers, text) in LEDGERS.items()
+    ]
+
+
+def ledger_versions(lake: Lake) -> dict[str, dict[str, str]]:
+    """Ledger table -> {"": its Delta version}, for the tables that exist."""
+    return {t: {"": str(lake.table(t).version())} for t in LEDGERS if lake.exists(t)}
+
+
+def _observation(lake: Lake, key: str, part: str, version: str) -> dg.AssetObservation:
+    if key not in LEDGERS:
+        return dg.AssetObservation(
+            dg.AssetKey.from_user_string(key), partition=part, tags={DATA_VERSION_TAG: version}
+        )
+    rows = lake.row_count(key)
+    return dg.AssetObservation(
+        dg.AssetKey(key),
+        tags={DATA_VERSION_TAG: version},
+        metadata={"delta_version": int(version), **table_metadata(lake, key, rows)},
+    )
 
 
 def current_versions(
@@ -68,23 +120,21 @@ def observe_sources_sensor(cfg: RankerConfig, days: dg.PartitionsDefinition) -> 
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reports a new data version for each landed day or sampling config whose "
-        "files changed; the automation conditions react to them.",
+        "files changed (the automation conditions react to them), and the row counts of the "
+        "ledger tables (quarantine, dataset health, deployments) when they change.",
     )
     def observe_sources(
-        context: dg.SensorEvaluationContext, landing: LandingResource
+        context: dg.SensorEvaluationContext, landing: LandingResource, lake: LakeResource
     ) -> dg.SensorResult:
-        now = current_versions(cfg, landing, days)
+        delta = lake.lake()
+        now = current_versions(cfg, landing, days) | ledger_versions(delta)
         seen: dict[str, dict[str, str]] = (
             json.loads(context.cursor)
             if context.cursor
             else recorded_versions(context.instance, list(now))
         )
         events = [
-            dg.AssetObservation(
-                dg.AssetKey.from_user_string(key),
-                partition=part,
-                tags={DATA_VERSION_TAG: version},
-            )
+            _observation(delta, key, part, version)
             for key, parts in now.items()
             for part, version in sorted(parts.items())
             if seen.get(key, {}).get(part) != version
@@ -101,7 +151,9 @@ def observe_in_process(
     recorded in `instance` exactly as the daemon records them. Returns the new cursor."""
     (sensor,) = [s for s in defs.sensors or () if s.name == "observe_sources"]
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"landing": defs.resources["landing"]}
+        instance=instance,
+        cursor=cursor,
+        resources={"landing": defs.resources["landing"], "lake": defs.resources["lake"]},
     )
     result = sensor(context)
     for event in result.asset_events:

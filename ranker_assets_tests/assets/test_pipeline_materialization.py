@@ -14,6 +14,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from dagster_pyspark import LazyPySparkResource
 from mlflow.tracking import MlflowClient
 
+from ranker_assets.assets.observations import observe_in_process
 from ranker_assets.config import HeadGates, load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging import landing
@@ -146,6 +147,10 @@ def test_sampled_datasets_per_config_and_day_are_reused_by_lineage(setup) -> Non
     rows = lake.read("sampled_dataset", [D1], config="legacy").num_rows
     assert rows == meta["rows_out"]
     _assert_lineage(lake, meta, "sampled_dataset")
+
+
+def lake_rows(defs: dg.Definitions, table: str) -> int:
+    return defs.resources["lake"].lake().read(table).num_rows
 
 
 def _assert_lineage(lake, meta: dict[str, object], table: str) -> None:
@@ -319,6 +324,18 @@ def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_t
     champion = client.get_model_version_by_alias("closeup_ranker", "champion")
     assert str(champion.version) == promoted["champion_version"]
     assert promoted["dagster/row_count"] == 2  # reject, then promote
+    # The ledger tables are assets too: the observe_sources sensor reports their row counts.
+    observe_in_process(lenient, instance, None)
+    for ledger, rows in (
+        ("deployments", 2),
+        ("quarantine", None),
+        ("sampled_dataset_health", None),
+    ):
+        (record,) = instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(ledger)), limit=1
+        ).records
+        observed = record.asset_observation.metadata["dagster/row_count"].value
+        assert observed == (rows if rows is not None else lake_rows(lenient, ledger)), ledger
     # The serving model's data age: trained through D1, newest landed day D2 (one day old).
     check_job = lenient.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(),
