@@ -54,14 +54,21 @@ def _deps_ready(ignore: dg.AssetSelection | None = None) -> dg.AutomationConditi
     return ~(pending.ignore(ignore) if ignore else pending)
 
 
-def _follows_upstream(label: str, lookback: timedelta) -> dg.AutomationCondition:
+def _guarded(
+    lookback: timedelta, trigger: dg.AutomationCondition, ready: dg.AutomationCondition
+) -> dg.AutomationCondition:
+    """The shared rules: recent days only, once per trigger, inputs ready, nothing running."""
     return (
         AC.in_latest_time_window(lookback)
-        & AC.any_deps_updated().since_last_handled()
-        & _deps_ready()
+        & trigger.since_last_handled()
+        & ready
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
-    ).with_label(label)
+    )
+
+
+def _follows_upstream(label: str, lookback: timedelta) -> dg.AutomationCondition:
+    return _guarded(lookback, AC.any_deps_updated(), _deps_ready()).with_label(label)
 
 
 def ingest_when_landed() -> dg.AutomationCondition:
@@ -89,12 +96,7 @@ def labels_mature(final_hours: float | None = None) -> dg.AutomationCondition:
         )
         lookback = max(lookback, timedelta(days=2 + days_after))
     return (
-        AC.in_latest_time_window(lookback)
-        & AC.any_deps_updated().since_last_handled()
-        & ready
-        & ~AC.any_deps_in_progress()
-        & ~AC.in_progress()
-        & ~AC.in_latest_time_window()
+        _guarded(lookback, AC.any_deps_updated(), ready) & ~AC.in_latest_time_window()
     ).with_label("labels_mature")
 
 
@@ -113,13 +115,7 @@ def retrain_on_cadence(cron: str) -> dg.AutomationCondition:
     their own freshness newly fails, as soon as their whole window is sampled."""
     champion_aged = EntityMatchesCondition(key=CHAMPION_AGE, operand=AC.check_failed()).newly_true()
     due = AC.cron_tick_passed(cron) | champion_aged | AC.freshness_failed().newly_true()
-    return (
-        AC.in_latest_time_window(JOIN_LOOKBACK)
-        & due.since_last_handled()
-        & _deps_ready()
-        & ~AC.any_deps_in_progress()
-        & ~AC.in_progress()
-    ).with_label("retrain_on_cadence")
+    return _guarded(JOIN_LOOKBACK, due, _deps_ready()).with_label("retrain_on_cadence")
 
 
 def validate_new_ranker() -> dg.AutomationCondition:
