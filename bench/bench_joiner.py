@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+from stage_memory import StageMemory
 
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
@@ -73,25 +74,33 @@ def main() -> None:
     days = [str(d1), str(d1 + timedelta(days=1))]
     spark = get_spark(cfg.spark)
     rows = []
+    memory = StageMemory(spark)
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("hybrid", "full", "hybrid"):  # the first hybrid pass warms up the JVM
-            root = Path(tmp) / mode
+        for i, mode in enumerate(("hybrid", "full", "hybrid")):  # the first pass warms up
+            root = Path(tmp) / f"{mode}{i}"
             logging = cfg.logging.model_copy(update={"mode": mode})
-            simulate_to_landing(
-                cfg.world, logging, root / "landing", d1, 2, args.requests, args.seed
-            )
+            with memory.stage(f"{mode}: simulate and land 2 days"):
+                simulate_to_landing(
+                    cfg.world, logging, root / "landing", d1, 2, args.requests, args.seed
+                )
             lake = Lake(str(root / "lake"))
             t0 = time.perf_counter()
-            f = ingest_day(root / "landing", feature_log_spec(cfg.features), days[0])
-            lake.replace_partition("feature_log", f.valid, {"ds": days[0]})
+            with memory.stage(f"{mode}: ingest the feature log"):
+                f = ingest_day(root / "landing", feature_log_spec(cfg.features), days[0])
+                lake.replace_partition("feature_log", f.valid, {"ds": days[0]})
             t1 = time.perf_counter()
-            for ds in days:
-                e = ingest_day(root / "landing", event_log_spec(), ds)
-                lake.replace_partition("event_log", e.valid, {"ds": ds})
+            with memory.stage(f"{mode}: ingest 2 days of events"):
+                for ds in days:
+                    e = ingest_day(root / "landing", event_log_spec(), ds)
+                    lake.replace_partition("event_log", e.valid, {"ds": ds})
             t2 = time.perf_counter()
-            _, stats = run_joiner(spark, lake, days[0], cfg.features, cfg.joiner)
+            with memory.stage(f"{mode}: Spark Joiner"):
+                _, stats = run_joiner(spark, lake, days[0], cfg.features, cfg.joiner)
             t3 = time.perf_counter()
-            ref_rows, ref_pos, ref_s = duckdb_join(lake, days, cfg, root / "duckdb.parquet")
+            with memory.stage(f"{mode}: DuckDB join"):
+                ref_rows, ref_pos, ref_s = duckdb_join(lake, days, cfg, root / "duckdb.parquet")
+            if i == 0:
+                memory.rows.clear()  # the warm-up pass
             spark_pos = {h: stats.positives[h] for h in ref_pos}
             assert ref_rows == stats.joined_rows and ref_pos == spark_pos, (ref_pos, spark_pos)
             rows.append(
@@ -132,6 +141,7 @@ def main() -> None:
         f"\nhybrid / full: feature-log lake bytes {hybrid[3] / full[3]:.3f}, "
         f"join time {hybrid[7] / full[7]:.3f}"
     )
+    print(f"\n{memory.table()}")
 
 
 if __name__ == "__main__":

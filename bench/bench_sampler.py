@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from stage_memory import StageMemory
 
 from ranker_assets.config import load_config
 from ranker_assets.lake import Lake
@@ -126,10 +127,12 @@ def main() -> None:
     ranker = load_config()
     cfg = load_sampling_configs(ranker.sampling.configs_path)[args.config]
     spark = get_spark(ranker.spark)
+    memory = StageMemory(spark)
     with tempfile.TemporaryDirectory() as tmp:
         lake = Lake(str(Path(tmp) / "lake"))
         t = time.perf_counter()
-        lake.spark_replace_day(synthetic_day(spark, args.rows), "training_examples", DS)
+        with memory.stage("build the day (Spark)"):
+            lake.spark_replace_day(synthetic_day(spark, args.rows), "training_examples", DS)
         built = time.perf_counter() - t
         print(f"built {args.rows:,} synthetic rows in {built:.1f}s; config {cfg.name!r}")
         files = lake.files("training_examples", [DS])
@@ -137,19 +140,22 @@ def main() -> None:
         sample_day(lake.spark_read(spark, "training_examples", [DS]).limit(10_000), cfg)[0].count()
 
         t = time.perf_counter()
-        df_in = lake.spark_read(spark, "training_examples", [DS])
-        sampled, neg = sample_day(df_in, cfg)
-        _, spark_rows = lake.spark_replace_partition(
-            sampled.withColumn("config", F.lit(cfg.name)),
-            "sampled_dataset",
-            {"config": cfg.name, "ds": DS},
-        )
+        with memory.stage("Spark sampler"):
+            df_in = lake.spark_read(spark, "training_examples", [DS])
+            sampled, neg = sample_day(df_in, cfg)
+            _, spark_rows = lake.spark_replace_partition(
+                sampled.withColumn("config", F.lit(cfg.name)),
+                "sampled_dataset",
+                {"config": cfg.name, "ds": DS},
+            )
         spark_s = time.perf_counter() - t
 
         out = Path(tmp) / "duckdb.parquet"
         t = time.perf_counter()
         # The negative rate depends on the data; both implementations use the same value.
-        duck_rows = duckdb_reference(files, cfg, negative_rate(df_in, cfg), out)
+        neg_rate = negative_rate(df_in, cfg)
+        with memory.stage("DuckDB sampler"):
+            duck_rows = duckdb_reference(files, cfg, neg_rate, out)
         duck_s = time.perf_counter() - t
         spark_rates = weighted_rates(lake.files("sampled_dataset", [DS]))
         duck_rates = weighted_rates([str(out)])
@@ -165,6 +171,7 @@ def main() -> None:
     print(f"\n{'weighted rate':<14}{'full':>10}{'spark':>10}{'duckdb':>10}")
     for lab in LABELS:
         print(f"{lab:<14}{full_rates[lab]:>10.5f}{spark_rates[lab]:>10.5f}{duck_rates[lab]:>10.5f}")
+    print(f"\n{memory.table()}")
 
 
 if __name__ == "__main__":

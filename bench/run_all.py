@@ -34,9 +34,9 @@ BENCHES = [
     ),
     (
         "off_policy",
-        "Off-policy estimates against the randomized share (experiment 2)",
-        ["--requests", "100000", "--days", "7"],
-        ["--requests", "10000", "--days", "2"],
+        "Off-policy estimates against traffic and the randomized share (experiment 2)",
+        ["--days", "7"],
+        ["--volumes", "10000,100000", "--days", "2"],
         False,
     ),
     (

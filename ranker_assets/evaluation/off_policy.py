@@ -9,16 +9,21 @@ when the model orders the request's candidates. For each slot j < K the logged i
 model's j-th item with the logged propensity; matched rows are re-weighted by 1/propensity
 (IPS), or normalized by the sum of their weights per slot (self-normalized IPS, SNIPS: biased
 in small samples, far lower variance). Assumes an item's reward depends on the item and its
-slot, not on the other items shown.
+slot, not on the other items shown. Only about K/n of the rows match, so at 2% randomized
+traffic SNIPS needs millions of requests a day to get within a few percent.
 
-PBM (position-based model) uses far more of the log: it assumes a reward is the item's
-relevance times the examination of its slot, estimates the examination curve from the
-randomized log itself (the mean reward per slot, since placement is independent of the item),
-and counts every top-K item logged in any examinable slot, re-weighted by the ratio of
-examinations of its target and logged slots. An exact-slot estimator keeps 1 row in n per
-slot; PBM keeps about (examinable slots / n) per item: several times the rows, a much
-narrower interval, at the price of the click-model assumption. Intervals: bootstrap over
-requests (the examination curve re-estimated in every replicate).
+PBM (position-based model) uses every top-K item wherever it was logged: it assumes a reward is
+the item's relevance times the examination of its slot. Then E[r / propensity] of an item,
+summed over its placements, is relevance x (sum of examinations over the slots it could take),
+so an item's reward at target slot j is estimated by r / propensity x exam(j) / sum_q exam(q).
+The examination curve comes from the randomized log itself (the propensity-weighted mean reward
+per slot, since placement is independent of the item) and enters only as exam(j) of the top
+slots and the sum over all slots: both are well measured, unlike a per-slot ratio
+exam(j) / exam(p), whose noisy deep-slot denominators bias it upwards. This weighting (each
+logged slot in proportion to its examination) is the minimum-variance combination of the
+per-slot estimates. Requires every slot of a request to be reachable by every item (true of
+randomized traffic). Intervals: bootstrap over requests, the examination curve re-estimated
+in every replicate.
 """
 
 from __future__ import annotations
@@ -29,7 +34,20 @@ import numpy as np
 import pandas as pd
 
 from ranker_assets.evaluation.metrics import ranks_within
-from ranker_assets.evaluation.offline import request_multipliers
+from ranker_assets.evaluation.offline import request_multipliers, safe_ratio
+
+# A target slot's examination is estimated only from at least this many positives there.
+MIN_SLOT_POSITIVES = 20
+
+
+def _per_request(
+    codes: np.ndarray, column: np.ndarray, values: np.ndarray, n_req: int, width: int
+) -> np.ndarray:
+    """(n_req, width) sums of `values` by request and `column` (rows with column >= width
+    are left out)."""
+    keep = column < width
+    flat = codes[keep] * width + column[keep]
+    return np.bincount(flat, weights=values[keep], minlength=n_req * width).reshape(n_req, width)
 
 
 def slate_estimates(
@@ -41,38 +59,44 @@ def slate_estimates(
     confidence: float,
     seed: int,
 ) -> pd.DataFrame:
-    """Per head: IPS and SNIPS of the top-k value of ordering by `scores`, with intervals.
+    """Per head: IPS, SNIPS and PBM estimates of the top-k value of ordering by `scores`, with
+    bootstrap intervals.
 
     `logged` holds every served candidate of the randomized requests: request_id, position,
-    propensity and the head labels.
+    propensity and the head labels. Work is per request sums times the bootstrap's request
+    multipliers, so memory grows with requests x slots, not rows x replicates.
     """
     codes = pd.factorize(logged["request_id"])[0]
     n_req = int(codes.max()) + 1 if len(codes) else 0
     rank = ranks_within(codes, scores)
-    position = logged["position"].to_numpy()
+    position = logged["position"].to_numpy().astype(np.int64)
+    inv = 1.0 / logged["propensity"].to_numpy(dtype=np.float64)
+    n_slots = int(position.max()) + 1 if len(position) else 0
     matched = (rank < k) & (position == rank)
-    iw = np.where(matched, 1.0 / logged["propensity"].to_numpy(dtype=np.float64), 0.0)
-    mult = request_multipliers(n_req, samples, seed)
+    slot_of = np.where(matched, rank, k)  # k = "not matched": left out of the per-slot sums
+    top = rank < k
+    mult = request_multipliers(n_req, samples, seed)  # (B+1, R)
+    requests = mult.sum(1)
+    # Slots a request offers its items: the examinations PBM divides by.
+    offered = np.zeros(n_req, dtype=np.int64)
+    np.maximum.at(offered, codes, position + 1)
+    per_slot_weight = mult @ _per_request(codes, position, inv, n_req, n_slots)  # (B+1, P)
     tail = (1 - confidence) / 2
     rows = []
-    slot_of = np.where(matched, rank, k)  # k = "not matched", dropped by the bincount below
-    inv = 1.0 / logged["propensity"].to_numpy(dtype=np.float64)
     for head in heads:
         r = logged[head].to_numpy(dtype=np.float64)
-        m_rows = mult[:, codes]  # (B+1, n)
-        pbm, pbm_rows = _pbm(m_rows, rank, position, inv, r, k, mult.sum(1))
-        total = mult.sum(1)
-        ips = (m_rows * (iw * r)).sum(1) / np.where(total > 0, total, np.nan)
-        snips = np.zeros(len(mult))
-        for j in range(k):
-            at = slot_of == j
-            num = (m_rows[:, at] * (iw[at] * r[at])).sum(1)
-            den = (m_rows[:, at] * iw[at]).sum(1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                snips += np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+        num = mult @ _per_request(codes, slot_of, np.where(matched, inv * r, 0.0), n_req, k)
+        den = mult @ _per_request(codes, slot_of, np.where(matched, inv, 0.0), n_req, k)
+        ips = num.sum(1) / np.where(requests > 0, requests, np.nan)
+        snips = safe_ratio(num, den).sum(1)
+        exam = safe_ratio(
+            mult @ _per_request(codes, position, inv * r, n_req, n_slots), per_slot_weight
+        )
+        pbm = _pbm(codes, rank, inv, r, top, k, exam, offered, mult, position)
         for name, values in (("ips", ips), ("snips", snips), ("pbm", pbm)):
             reps = values[1:][np.isfinite(values[1:])]
             low, high = np.quantile(reps, [tail, 1 - tail]) if len(reps) else (np.nan, np.nan)
+            used = top if name == "pbm" else matched
             rows.append(
                 {
                     "head": head,
@@ -80,48 +104,36 @@ def slate_estimates(
                     "value": float(values[0]),
                     "ci_low": float(low),
                     "ci_high": float(high),
-                    "matched_rows": pbm_rows if name == "pbm" else int(matched.sum()),
+                    "matched_rows": int(used.sum()),
                     # Below a handful of matched positives the interval is not trustworthy.
-                    "matched_positives": int((matched & (r > 0)).sum()),
+                    "matched_positives": int((used & (r > 0)).sum()),
                     "requests": n_req,
                 }
             )
     return pd.DataFrame(rows)
 
 
-# A slot counts as examinable (its examination is estimated) with at least this many positives.
-MIN_SLOT_POSITIVES = 20
-
-
 def _pbm(
-    m_rows: np.ndarray,
+    codes: np.ndarray,
     rank: np.ndarray,
-    position: np.ndarray,
     inv: np.ndarray,
     r: np.ndarray,
+    top: np.ndarray,
     k: int,
-    requests: np.ndarray,
-) -> tuple[np.ndarray, int]:
-    """PBM value per bootstrap replicate (row 0: the sample), and the rows it used.
-
-    E[1{item at p} r / P(item at p)] = relevance x exam(p) for every examinable slot p, so
-    averaging r x exam(j) / exam(p) / P(item at p) over the |E| examinable slots estimates the
-    item's reward at its target slot j, relevance x exam(j).
-    """
-    slots = [
-        p
-        for p in range(int(position.max()) + 1)
-        if ((position == p) & (r > 0)).sum() >= MIN_SLOT_POSITIVES
-    ]
-    nan = np.full(len(m_rows), np.nan)
-    if not set(range(k)) <= set(slots):  # a target slot's examination is unknown
-        return nan, 0
-    # Examination per slot and replicate: the propensity-weighted mean reward at that slot.
-    exam = np.full((len(m_rows), int(position.max()) + 1), np.nan)
-    for p in slots:
-        at = position == p
-        exam[:, p] = (m_rows[:, at] * (inv[at] * r[at])).sum(1) / (m_rows[:, at] * inv[at]).sum(1)
-    used = (rank < k) & np.isin(position, slots)
-    ratio = exam[:, rank[used]] / exam[:, position[used]]  # (B+1, used rows)
-    total = (m_rows[:, used] * ratio * (inv[used] * r[used])).sum(1) / len(slots)
-    return total / np.where(requests > 0, requests, np.nan), int(used.sum())
+    exam: np.ndarray,
+    offered: np.ndarray,
+    mult: np.ndarray,
+    position: np.ndarray,
+) -> np.ndarray:
+    """PBM value per bootstrap replicate (row 0: the sample); NaN when a target slot's
+    examination rests on fewer than MIN_SLOT_POSITIVES positives."""
+    n_req = len(offered)
+    if any(((position == j) & (r > 0)).sum() < MIN_SLOT_POSITIVES for j in range(k)):
+        return np.full(len(mult), np.nan)
+    exam = np.nan_to_num(exam)  # a slot nobody was placed in (in a replicate) examines nothing
+    reached = _per_request(codes, rank, np.where(top, inv * r, 0.0), n_req, k)  # (R, k)
+    gained = reached @ exam[:, :k].T  # (R, B+1): sum_j r/propensity x exam(j)
+    total = np.cumsum(exam, axis=1)[:, offered - 1]  # (B+1, R): sum of exam over offered slots
+    per_request = safe_ratio(gained.T, total)
+    value = (mult * np.nan_to_num(per_request)).sum(1)
+    return value / np.where(mult.sum(1) > 0, mult.sum(1), np.nan)

@@ -32,7 +32,8 @@ def request_multipliers(n_requests: int, samples: int, seed: int) -> np.ndarray:
     return np.vstack([np.ones(n_requests), rng.poisson(1.0, (samples, n_requests))])
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is not positive (no warnings)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
@@ -59,13 +60,13 @@ def metric_batch(
             neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
             neg_below = np.cumsum(neg, axis=1) - neg
             wins = (pos * (neg_below + 0.5 * neg)).sum(1)
-            auc = _ratio(wins, pos.sum(1) * neg.sum(1))
+            auc = safe_ratio(wins, pos.sum(1) * neg.sum(1))
         else:
             auc = np.full(len(m), np.nan)
         out["auc"].append(auc)
-        out["log_loss"].append(_ratio(weights @ row_loss, weights.sum(1)))
-        out["calibration"].append(_ratio(weights @ p, weights @ y))
-        out[f"hit_at_{k}"].append(_ratio(m @ hit, m @ has_pos))
+        out["log_loss"].append(safe_ratio(weights @ row_loss, weights.sum(1)))
+        out["calibration"].append(safe_ratio(weights @ p, weights @ y))
+        out[f"hit_at_{k}"].append(safe_ratio(m @ hit, m @ has_pos))
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 

@@ -37,22 +37,33 @@ def days() -> list[tuple[pd.DataFrame, np.ndarray]]:
     return [randomized_day(date(2026, 11, 2 + i), 5000) for i in range(5)]
 
 
-def test_snips_intervals_contain_the_true_value_at_their_nominal_rate(days) -> None:
+@pytest.mark.parametrize("estimator", ["snips", "pbm"])
+def test_intervals_contain_the_true_value_at_their_nominal_rate(days, estimator: str) -> None:
     """95% intervals over 5 days x 4 heads: at most 3 of 20 may miss (P < 2% if they are valid),
     and pooled over days each head's estimate is within 10% of the truth."""
     world = small_config().world
     covered, estimates, truths = [], [], []
     for frame, scores in days:
         est = slate_estimates(frame, scores, HEADS, 3, 200, 0.95, 0)
-        snips = est[est["estimator"] == "snips"].set_index("head")
+        e = est[est["estimator"] == estimator].set_index("head")
         truth = slate_truth(frame, scores, HEADS, 3, world)
-        covered += [snips.loc[h, "ci_low"] <= truth[h] <= snips.loc[h, "ci_high"] for h in HEADS]
-        estimates.append(snips["value"])
+        covered += [e.loc[h, "ci_low"] <= truth[h] <= e.loc[h, "ci_high"] for h in HEADS]
+        estimates.append(e["value"])
         truths.append(pd.Series(truth))
-        assert (snips["matched_rows"] > 200).all()  # ~3 slots x 5,000 requests / 50 candidates
     assert sum(covered) >= 17, covered
     pooled = pd.concat(estimates, axis=1).mean(1) / pd.concat(truths, axis=1).mean(1)
     assert pooled.between(0.9, 1.1).all(), pooled
+
+
+def test_pbm_uses_every_top_item_and_narrows_the_interval_of_snips(days) -> None:
+    for frame, scores in days:
+        est = slate_estimates(frame, scores, HEADS, 3, 200, 0.9, 0)
+        e = est.set_index(["estimator", "head"])
+        # ~3 slots x 5,000 requests / 50 candidates match exactly; PBM uses all 3 x 5,000.
+        assert (e.loc["snips", "matched_rows"] > 200).all()
+        assert (e.loc["pbm", "matched_rows"] == 15_000).all()
+        width = e["ci_high"] - e["ci_low"]
+        assert (width.loc["pbm"] < 0.8 * width.loc["snips"]).all(), width
 
 
 def test_a_better_ranking_has_a_higher_true_and_estimated_value(days) -> None:
