@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/bench_experiments.py [--requests 20000] [--days 5]
      [--cadence-days 28] [--cadence-requests 10000] [--plots docs/results]
 Prints markdown (tables and plot links) for docs/results.md; `--quick` runs small.
 Every arm uses the same seeds and days; models are judged on the day after their window,
-served in uniform random order (free of position bias), against the oracle's AUC.
+served in uniform random order (free of position bias), against the oracle's AUC. How good
+the ranker is as data grows: bench/bench_learning_curve.py.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from ranker_assets.config import load_config
 from ranker_assets.experiments import (
     Scale,
     cadence_experiment,
+    calibration_experiment,
     evaluation_bias,
     logging_experiment,
-    reference_experiment,
     sampling_experiment,
     teacher_experiment,
 )
@@ -110,9 +111,21 @@ def main() -> None:
             "randomized day (truth):\n\n" + table(bias.set_index(["measured_on", "head"]))
         )
         print(
-            "\nThe off-policy estimator's error against the randomized share: "
+            "\nThe off-policy estimators' error against traffic and the randomized share: "
             "`bench/bench_off_policy.py` below.\n"
         )
+
+        t = time.perf_counter()
+        calibration = calibration_experiment(spark, cfg, root / "calibration", scale)
+        section("2. Randomized traffic: calibration with and without randomized rows", t)
+        for traffic, part in calibration.groupby("traffic", sort=False):
+            print(
+                f"On a day served {'at random' if traffic == 'randomized' else 'by production'}"
+                ": predicted / true expected engagement (1.0 = calibrated), binned calibration "
+                "error relative to the rate, AUC:\n\n"
+                + table(part.drop(columns="traffic").set_index(["head", "model"]))
+                + "\n"
+            )
 
         t = time.perf_counter()
         cscale = Scale(args.cadence_requests, args.days, args.cadence_requests, args.seed)
@@ -159,16 +172,6 @@ def main() -> None:
             f"{args.days - 1} days:\n\n" + table(by_head(quality)) + "\n"
         )
 
-        for size, requests in (("1x", args.requests), ("2x", 2 * args.requests)):
-            t = time.perf_counter()
-            rscale = Scale(requests, args.days, args.eval_requests, args.seed)
-            quality = reference_experiment(spark, cfg, root / f"reference{size}", rscale)
-            section(
-                f"How good is the ranker: {requests:,} requests/day "
-                f"({quality['trained_rows'].iloc[0]:,} training rows)",
-                t,
-            )
-            print(table(by_head(quality)) + "\n")
     spark.stop()
 
 

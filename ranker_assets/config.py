@@ -267,6 +267,11 @@ class ModelConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Platt scaling is fitted per head only on this many held-out positives (else: raw scores).
     calibration_min_positives: int = Field(30, ge=1)
+    # What the served model is calibrated on: a random share of requests (`holdout`: it then
+    # matches the engagement rate where production places items), or the randomized-traffic
+    # rows, held out of training (`randomized`: the rate of an item wherever it is placed,
+    # free of the serving policy's position bias; needs randomized rows in the window).
+    calibrate_on: Literal["holdout", "randomized"] = "holdout"
     # Robust dense inputs: a feature whose (signed-log) std is below the floor is treated as
     # constant (ignored), and z-scores are clipped, so serving never sees extreme inputs.
     dense_std_floor: float = Field(1e-3, gt=0.0)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import yaml
 from pyspark.sql import SparkSession
 
 from ranker_assets.closed_loop import ModuleScorer
@@ -263,6 +264,74 @@ def evaluation_bias(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def calibration_experiment(
+    spark: SparkSession, cfg: RankerConfig, root: Path, scale: Scale
+) -> pd.DataFrame:
+    """The served ranker's calibration against the truth, trained with the randomized rows
+    (the default config keeps them whole), without them (the same config dropping them), and
+    calibrated on them alone (`model.calibrate_on: randomized`). Judged on the day after the
+    window served at random and served by production (the heuristic): per head, predicted /
+    true expected engagement and the binned calibration error relative to the rate."""
+    config = cfg.sampling.default
+    dropped = f"{config}_without_randomized"
+    folder = root / "sampling_configs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in cfg.sampling.configs_path.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text())
+    base = sampling_config(cfg.sampling.configs_path, config, cfg.vocabulary)
+    variant = base.model_dump(mode="json") | {"name": dropped, "randomized": "drop"}
+    (folder / f"{dropped}.yaml").write_text(yaml.safe_dump(variant))
+    sampling = cfg.sampling.model_copy(update={"configs_dir": str(folder)})
+    arm = build_arm(
+        spark, cfg.model_copy(update={"sampling": sampling}), root, scale, [config, dropped]
+    )
+    on_randomized = cfg.model.model_copy(update={"calibrate_on": "randomized"})
+    outcomes = {
+        "with randomized rows": fit(arm, config),
+        "without randomized rows": fit(arm, dropped),
+        "calibrated on randomized rows": fit(_with_model(arm, on_randomized), config),
+    }
+    production = candidates_frame(
+        served_day(cfg, scale, scale.days, scale.eval_requests, HeuristicScorer(), 0.0)
+    )
+    frames = {
+        "randomized": replay_frame(cfg, scale, scale.days),
+        "production": production[production["impressed"]].reset_index(drop=True),
+    }
+    rows = []
+    for traffic, frame in frames.items():
+        for name, outcome in outcomes.items():
+            scores = scorer_of(outcome, cfg)(frame)
+            for h in cfg.model.heads:
+                p = scores[f"p_{h}"].to_numpy(dtype=np.float64)
+                expected = frame["p_examine"] * (1 - frame["p_hide"]) * frame[f"p_{h}"]
+                rows.append(
+                    {
+                        "traffic": traffic,
+                        "model": name,
+                        "head": h,
+                        "pred_over_true": p.sum() / expected.sum(),
+                        "relative_ece": binned_error(p, expected.to_numpy()) / expected.mean(),
+                        "auc": weighted_auc(frame[h].to_numpy(), p),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def binned_error(predicted: np.ndarray, expected: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error against the true probabilities: rows in `bins` equal-count
+    bins by prediction, the row-weighted mean |mean predicted - mean true| over bins."""
+    order = np.argsort(predicted, kind="stable")
+    return float(
+        sum(
+            len(part) * abs(predicted[part].mean() - expected[part].mean())
+            for part in np.array_split(order, bins)
+            if len(part)
+        )
+        / len(predicted)
+    )
 
 
 # -- 3. Sampling configs: offline and a simulated A/B ---------------------------------------

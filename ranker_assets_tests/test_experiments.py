@@ -12,6 +12,7 @@ from ranker_assets.config import RankerConfig
 from ranker_assets.experiments import (
     Scale,
     cadence_experiment,
+    calibration_experiment,
     logging_experiment,
     reference_experiment,
     teacher_experiment,
@@ -86,3 +87,18 @@ def test_a_poisoned_teacher_is_caught_and_its_students_are_worse(
     assert _auc(quality, "distilled (poisoned teacher)", primary) < _auc(
         quality, "distilled (good teacher)", primary
     )
+
+
+def test_calibrating_on_randomized_rows_calibrates_the_ranker_for_randomized_traffic(
+    spark, cfg: RankerConfig, tmp_path: Path
+) -> None:
+    """Production rows teach the ranker engagement where production places items: on a day
+    served at random it is miscalibrated, and calibrating on the randomized rows fixes that.
+    10% randomized traffic (5x the shipped share) gives Platt enough rows at this scale."""
+    logging = cfg.logging.model_copy(update={"randomized_share": 0.1})
+    table = calibration_experiment(
+        spark, cfg.model_copy(update={"logging": logging}), tmp_path, SCALE
+    )
+    ece = table[table["traffic"] == "randomized"].groupby("model")["relative_ece"].mean()
+    others = ece[["with randomized rows", "without randomized rows"]]
+    assert ece["calibrated on randomized rows"] < 0.5 * others.min(), ece

@@ -93,7 +93,10 @@ def train_ranker(
     teacher: nn.Module | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainingOutcome:
-    """Train on `data` minus the held-out requests; calibrate on the held-out requests.
+    """Train on `data` minus the held-out rows; calibrate on half of them, check on the rest.
+
+    The held-out rows are a random share of requests, or the randomized-traffic rows
+    (`cfg.calibrate_on`).
 
     `init_state` warm-starts from a champion's weights (its normalization included);
     `teacher` (with cfg.distillation_weight > 0) adds its probabilities as soft targets.
@@ -101,7 +104,15 @@ def train_ranker(
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    hold_mask = torch.from_numpy(holdout_mask(data.request_id, cfg.holdout_share, cfg.seed))
+    if cfg.calibrate_on == "randomized":
+        hold_mask = data.randomized.clone()
+        if not bool(hold_mask.any()):
+            raise TrainingDataError(
+                "model.calibrate_on is 'randomized' but the window has no randomized-traffic "
+                "rows (is the sampling config dropping them?)"
+            )
+    else:
+        hold_mask = torch.from_numpy(holdout_mask(data.request_id, cfg.holdout_share, cfg.seed))
     hold, train = _split(data, hold_mask)
     if len(train) == 0 or len(hold) == 0:
         raise TrainingDataError(f"{len(data)} rows are too few to split off a holdout")

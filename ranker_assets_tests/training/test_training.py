@@ -12,10 +12,11 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.evaluation.replay import replay_aucs, replay_day
-from ranker_assets.training.data import TrainingDataError
-from ranker_assets.training.pipeline import TrainedRanker, train_partition
+from ranker_assets.training.data import TrainingDataError, load_window
+from ranker_assets.training.pipeline import TrainedRanker, ranker_tensors, train_partition
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.tracking import CHAMPION
+from ranker_assets.training.train import train_ranker
 from ranker_assets_tests.conftest import DAYS, SEED, START, TrainingWorld
 
 pytestmark = pytest.mark.spark
@@ -144,3 +145,19 @@ def test_a_failed_training_leaves_a_failed_mlflow_run(training_world) -> None:
         filter_string=f"tags.partition_ds = '{late}'",
     )
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_calibrating_on_randomized_rows_holds_exactly_them_out_of_training(training_world) -> None:
+    cfg = training_world.cfg
+    data = ranker_tensors(
+        load_window(training_world.lake, "legacy", DAYS, cfg.features, cfg.model.heads), cfg
+    )
+    model = cfg.model.model_copy(update={"calibrate_on": "randomized", "epochs": 1})
+    outcome = train_ranker(data, cfg.features, model)
+    randomized = int(data.randomized.sum())
+    assert 0 < randomized < len(data)
+    assert outcome.rows["holdout"] == randomized
+    assert outcome.rows["train"] == len(data) - randomized
+    production = data.subset(torch.nonzero(~data.randomized).squeeze(1))
+    with pytest.raises(TrainingDataError, match="no randomized-traffic rows"):
+        train_ranker(production, cfg.features, model)
