@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from ranker_assets.config import load_config
 from ranker_assets.evaluation.off_policy import slate_estimates
-from ranker_assets.world.drift import day_state
-from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
-from ranker_assets.world.traffic import simulate_day
+from ranker_assets.world.simulator import served_days
 from ranker_assets.world.truth import candidates_frame, slate_truth
 
 HEADS = ("closeup", "click", "repin", "long_click")
@@ -38,20 +36,9 @@ def randomized_log(per_day: int, days: int, seed: int) -> tuple[pd.DataFrame, np
     """`per_day` randomized requests on each of `days` days, and the heuristic's scores of
     their candidates."""
     world = load_config().world
-    pop = build_population(world, seed)
     frames, scores = [], []
-    for i in range(days):
-        ds = date(2026, 11, 1) + timedelta(days=i)
-        served = simulate_day(
-            world,
-            pop,
-            day_state(world, pop, seed, ds),
-            seed,
-            ds,
-            per_day,
-            HeuristicScorer(),
-            1.0,
-        )
+    start = date(2026, 11, 1)
+    for served in served_days(world, start, days, per_day, seed, HeuristicScorer(), 1.0):
         frame = candidates_frame(served)
         frames.append(frame[KEEP + [f"p_{h}" for h in HEADS]])
         scores.append(HeuristicScorer().score(served.features).ravel())

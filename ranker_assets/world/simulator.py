@@ -7,6 +7,7 @@ and lands the logs as files, exactly where a real serving stack's logs would arr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.holdout import HoldoutScorer, arm_engagement
 from ranker_assets.world.policies import HeuristicScorer, Scorer
-from ranker_assets.world.traffic import simulate_day
+from ranker_assets.world.traffic import ServedDay, simulate_day
 
 # What a faulty client sends instead of a good event, in equal shares.
 FAULTS = ("retry", "unknown_event_type", "negative_position", "missing_user_id")
@@ -67,22 +68,11 @@ def simulate_to_landing(
     scorer: Scorer | None = None,
 ) -> list[DayReport]:
     """Simulate `days` consecutive days from `start` and land their logs; same args, same bytes."""
-    pop = build_population(world, seed)
     policy = scorer or HeuristicScorer()
     reports = []
-    for i in range(days):
-        t0 = time.perf_counter()
-        ds = start + timedelta(days=i)
-        served = simulate_day(
-            world,
-            pop,
-            day_state(world, pop, seed, ds),
-            seed,
-            ds,
-            requests,
-            policy,
-            logging.randomized_share,
-        )
+    t0 = time.perf_counter()
+    for served in served_days(world, start, days, requests, seed, policy, logging.randomized_share):
+        ds = served.ds
         logged = log_day(served, logging)
         faulty = client_faults(logged.event_log, world.client_fault_share, seed, ds)
         written = write_day(landing, ds, replace(logged, event_log=faulty))
@@ -103,4 +93,23 @@ def simulate_to_landing(
                 arms,
             )
         )
+        t0 = time.perf_counter()
     return reports
+
+
+def served_days(
+    world: WorldConfig,
+    start: date,
+    days: int,
+    requests: int,
+    seed: int,
+    policy: Scorer,
+    randomized_share: float,
+) -> Iterator[ServedDay]:
+    """`days` consecutive days from `start`, each served by `policy` with `randomized_share`
+    of its requests in random order: the same arguments give the same days."""
+    pop = build_population(world, seed)
+    for i in range(days):
+        ds = start + timedelta(days=i)
+        state = day_state(world, pop, seed, ds)
+        yield simulate_day(world, pop, state, seed, ds, requests, policy, randomized_share)
