@@ -96,7 +96,8 @@ def slate_estimates(
         for name, values in (("ips", ips), ("snips", snips), ("pbm", pbm)):
             reps = values[1:][np.isfinite(values[1:])]
             low, high = np.quantile(reps, [tail, 1 - tail]) if len(reps) else (np.nan, np.nan)
-            used = top if name == "pbm" else matched
+            # PBM uses every top-k row, or none when it cannot estimate (NaN).
+            used = matched if name != "pbm" else top & bool(np.isfinite(pbm[0]))
             rows.append(
                 {
                     "head": head,
