@@ -119,13 +119,13 @@ def main() -> None:
         calibration = calibration_experiment(spark, cfg, root / "calibration", scale)
         section("2. Randomized traffic: calibration with and without randomized rows", t)
         for traffic, part in calibration.groupby("traffic", sort=False):
-            print(
-                f"On a day served {'at random' if traffic == 'randomized' else 'by production'}"
-                ": predicted / true expected engagement (1.0 = calibrated), binned calibration "
-                "error relative to the rate, AUC:\n\n"
-                + table(part.drop(columns="traffic").set_index(["head", "model"]))
-                + "\n"
-            )
+            served = "at random" if traffic == "randomized" else "by production (the heuristic)"
+            for value, what in (
+                ("pred_over_true", "predicted / true expected engagement (1.0 = calibrated)"),
+                ("relative_ece", "binned calibration error against the truth, / the rate"),
+            ):
+                wide = part.pivot(index="model", columns="head", values=value)
+                print(f"On a day served {served}, {what}:\n\n{table(wide)}\n")
 
         t = time.perf_counter()
         cscale = Scale(args.cadence_requests, args.days, args.cadence_requests, args.seed)

@@ -50,9 +50,11 @@ def main() -> None:
             parts.append(quality.assign(requests=requests, seconds=time.perf_counter() - t))
     spark.stop()
     curve = pd.concat(parts)
-    auc = curve.pivot_table(
-        index=["requests", "trained_rows"], columns=["head", "model"], values="auc"
-    )
+    curve["size"] = [
+        f"{r:,}/day, {n:,} rows"
+        for r, n in zip(curve["requests"], curve["trained_rows"], strict=True)
+    ]
+    auc = curve.pivot_table(index="size", columns=["head", "model"], values="auc", sort=False)
     print(
         f"MMoE ranker vs a gradient-boosted reference, the serving heuristic and the oracle: "
         f"replay AUC on {args.eval_requests:,} fully randomized requests of the day after a "
