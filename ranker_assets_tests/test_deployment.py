@@ -18,6 +18,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from mlflow.tracking import MlflowClient
@@ -36,7 +37,13 @@ from ranker_assets.deployment import (
 )
 from ranker_assets.evaluation.data_validation import DataValidationError
 from ranker_assets.evaluation.gates import judge
-from ranker_assets.evaluation.report import ValidationReport, store_report, validate_challenger
+from ranker_assets.evaluation.offline import ALL
+from ranker_assets.evaluation.report import (
+    ValidationReport,
+    calibration_rows,
+    store_report,
+    validate_challenger,
+)
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SAMPLED_TABLE
 from ranker_assets.sampling.health import dataset_health
@@ -277,6 +284,34 @@ def test_changing_a_threshold_in_config_changes_the_decision(story: Story) -> No
     assert all(g.passed for g in judge(*args, serving, story.cfg.gates, report.heads, True))
     failed = [g for g in judge(*args, serving, strict, report.heads, True) if not g.passed]
     assert {g.family for g in failed} == {"absolute"} and len(failed) == len(report.heads)
+
+
+def test_a_ranker_calibrated_on_randomized_traffic_is_gated_on_the_randomized_rows(
+    story: Story,
+) -> None:
+    assert calibration_rows(story.cfg)[1] == ALL
+    model = story.cfg.model.model_copy(update={"calibrate_on": "randomized"})
+    evaluation, where = calibration_rows(story.cfg.model_copy(update={"model": model}))
+    assert where == "policy=randomized"
+    assert [s.column for s in evaluation.slices][-1] == "policy"
+    report = story.reports["legacy"]
+    overall = report.metrics[report.metrics["slice"] == ALL]
+    # Off on all rows (production's rate), right on the randomized ones.
+    skewed = overall.assign(
+        value=np.where(overall["metric"] == "calibration", 3.0, overall["value"])
+    )
+    metrics = pd.concat([skewed, overall.assign(slice=where)])
+    sanity = {h: {"nan_share": 0.0, "score_std": 1.0} for h in report.heads}
+
+    def calibration(metrics: pd.DataFrame, slice_: str) -> list:
+        gates = judge(metrics, sanity, report.serving, story.cfg.gates, report.heads, True, slice_)
+        return [g for g in gates if g.family == "calibration"]
+
+    assert not any(g.passed for g in calibration(metrics, ALL))
+    gated = calibration(metrics, where)
+    assert all(g.passed and g.name.endswith(f"({where})") for g in gated)
+    missing = calibration(skewed, where)
+    assert all(not g.passed and g.detail == f"no rows in {where}" for g in missing)
 
 
 def test_the_rollback_command_serves_a_named_pair_and_refuses_a_half_made_one(

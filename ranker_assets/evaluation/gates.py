@@ -44,14 +44,23 @@ class Gate:
         )
 
 
-def _overall(metrics: pd.DataFrame, model: str, head: str, metric: str) -> pd.Series:
+def _row(
+    metrics: pd.DataFrame, model: str, head: str, metric: str, slice_: str
+) -> pd.Series | None:
     sel = metrics[
         (metrics["model"] == model)
         & (metrics["head"] == head)
-        & (metrics["slice"] == ALL)
+        & (metrics["slice"] == slice_)
         & (metrics["metric"] == metric)
     ]
-    return sel.iloc[0]
+    return sel.iloc[0] if len(sel) else None
+
+
+def _overall(metrics: pd.DataFrame, model: str, head: str, metric: str) -> pd.Series:
+    row = _row(metrics, model, head, metric, ALL)
+    if row is None:
+        raise KeyError(f"no overall {metric} of {model} for {head} in the metrics")
+    return row
 
 
 def judge(
@@ -61,9 +70,11 @@ def judge(
     gates: GatesConfig,
     heads: Sequence[str],
     has_champion: bool,
+    calibration_slice: str = ALL,
 ) -> list[Gate]:
     """All gates for a challenger; `sanity[head]` has nan_share and score_std, `serving` has
-    p99_ms, model_mb and (with a champion) score_psi_<head>."""
+    p99_ms, model_mb and (with a champion) score_psi_<head>. Calibration is judged on the rows
+    of `calibration_slice`: those the model was calibrated for."""
     out: list[Gate] = []
     insufficient = "insufficient positives"
 
@@ -81,17 +92,22 @@ def judge(
                 Gate("absolute", f"auc {head}", auc["value"], f">= {g.min_auc:g}", ok, detail)
             )
         if g.calibration_range is not None:
-            cal = _overall(metrics, CHALLENGER, head, "calibration")
+            cal = _row(metrics, CHALLENGER, head, "calibration", calibration_slice)
             low, high = g.calibration_range
-            ok = sufficient(cal) and low <= cal["value"] <= high
+            where = "" if calibration_slice == ALL else f" ({calibration_slice})"
+            if cal is None:
+                value, ok, detail = float("nan"), False, f"no rows in {calibration_slice}"
+            else:
+                value, detail = cal["value"], f"on {int(cal['positives'])} positives"
+                ok = sufficient(cal) and low <= value <= high
             out.append(
                 Gate(
                     "calibration",
-                    f"predicted/actual {head}",
-                    cal["value"],
+                    f"predicted/actual {head}{where}",
+                    value,
                     f"[{low:g}, {high:g}]",
                     ok,
-                    pos,
+                    detail,
                 )
             )
         if has_champion and g.max_auc_regression is not None:

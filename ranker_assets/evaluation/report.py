@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
-from ranker_assets.config import RankerConfig
+from ranker_assets.config import EvaluationConfig, RankerConfig, SliceSpec
 from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
 from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
@@ -52,6 +52,18 @@ def evaluation_day(ds: str) -> str:
 def training_day(eval_day: str) -> str:
     """The last training day of the ranker validated on `eval_day`."""
     return str(date.fromisoformat(eval_day) - timedelta(days=1))
+
+
+def calibration_rows(cfg: RankerConfig) -> tuple[EvaluationConfig, str]:
+    """The evaluation settings and the slice whose calibration is gated: all rows, or, for a
+    ranker calibrated on randomized traffic, the randomized rows (a policy slice is added)."""
+    if cfg.model.calibrate_on != "randomized":
+        return cfg.evaluation, ALL
+    slices = cfg.evaluation.slices
+    if not any(s.column == "policy" and not s.bins for s in slices):
+        slices = (*slices, SliceSpec(column="policy"))
+    evaluation = cfg.evaluation.model_copy(update={"slices": slices})
+    return evaluation, f"policy={cfg.vocabulary.randomized_policy}"
 
 
 def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame:
@@ -327,7 +339,8 @@ def validate_challenger(
         if truth is not None and truth["p_examine"].notna().all():
             true_value = slate_truth(truth, served, heads, e.top_k, cfg.world)
         ope_parts.append(ope.assign(model=label, truth=ope["head"].map(true_value).astype(float)))
-    metrics = compare_models(impressed, scores, heads, cfg.evaluation, cfg.gates.min_positives)
+    evaluation, calibration_slice = calibration_rows(cfg)
+    metrics = compare_models(impressed, scores, heads, evaluation, cfg.gates.min_positives)
     serving = serving_checks(
         name,
         challenger.version,
@@ -343,7 +356,13 @@ def validate_challenger(
             ones = np.ones(len(ch))
             serving[f"score_psi_{head}"] = psi(cp, ch, ones, ones, cfg.gates.shift.psi_bins)
     gates = judge(
-        metrics, _sanity(scores[CHALLENGER], heads), serving, cfg.gates, heads, champion is not None
+        metrics,
+        _sanity(scores[CHALLENGER], heads),
+        serving,
+        cfg.gates,
+        heads,
+        champion is not None,
+        calibration_slice,
     )
     report = ValidationReport(
         ds=ds,
