@@ -35,11 +35,9 @@ from ranker_assets.training.model import CalibratedRanker
 from ranker_assets.training.pipeline import ranker_tensors
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.train import TrainingOutcome, train_ranker
-from ranker_assets.world.drift import day_state
-from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer, Scorer
-from ranker_assets.world.simulator import DayReport, simulate_to_landing
-from ranker_assets.world.traffic import ServedDay, simulate_day
+from ranker_assets.world.simulator import DayReport, served_days, simulate_to_landing
+from ranker_assets.world.traffic import ServedDay
 from ranker_assets.world.truth import candidates_frame
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES
 
@@ -139,15 +137,17 @@ def served_day(
 ) -> ServedDay:
     """Day `day` of the experiment's world served by `policy` (common random numbers: every
     arm sees the same users, requests and candidates)."""
-    pop = build_population(cfg.world, scale.seed)
-    ds = scale.start + timedelta(days=day)
-    state = day_state(cfg.world, pop, scale.seed, ds)
-    return simulate_day(cfg.world, pop, state, scale.seed, ds, requests, policy, randomized)
+    start = scale.start + timedelta(days=day)
+    return next(served_days(cfg.world, start, 1, requests, scale.seed, policy, randomized))
 
 
-def replay_frame(cfg: RankerConfig, scale: Scale, day: int) -> pd.DataFrame:
-    """The impressed candidates of a fully randomized day: features, labels, true p_<head>."""
-    frame = candidates_frame(served_day(cfg, scale, day, scale.eval_requests, HeuristicScorer(), 1))
+def replay_frame(
+    cfg: RankerConfig, scale: Scale, day: int, randomized: float = 1.0
+) -> pd.DataFrame:
+    """The impressed candidates of a day served by the heuristic, fully at random by default
+    (the replay day; 0: all production traffic): features, labels, true p_<head>."""
+    served = served_day(cfg, scale, day, scale.eval_requests, HeuristicScorer(), randomized)
+    frame = candidates_frame(served)
     return frame[frame["impressed"]].reset_index(drop=True)
 
 
@@ -293,12 +293,9 @@ def calibration_experiment(
         "without randomized rows": fit(arm, dropped),
         "calibrated on randomized rows": fit(_with_model(arm, on_randomized), config),
     }
-    production = candidates_frame(
-        served_day(cfg, scale, scale.days, scale.eval_requests, HeuristicScorer(), 0.0)
-    )
     frames = {
         "randomized": replay_frame(cfg, scale, scale.days),
-        "production": production[production["impressed"]].reset_index(drop=True),
+        "production": replay_frame(cfg, scale, scale.days, randomized=0.0),
     }
     rows = []
     for traffic, frame in frames.items():

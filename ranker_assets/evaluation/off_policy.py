@@ -87,12 +87,12 @@ def slate_estimates(
         r = logged[head].to_numpy(dtype=np.float64)
         num = mult @ _per_request(codes, slot_of, np.where(matched, inv * r, 0.0), n_req, k)
         den = mult @ _per_request(codes, slot_of, np.where(matched, inv, 0.0), n_req, k)
-        ips = num.sum(1) / np.where(requests > 0, requests, np.nan)
+        ips = safe_ratio(num.sum(1), requests)
         snips = safe_ratio(num, den).sum(1)
         exam = safe_ratio(
             mult @ _per_request(codes, position, inv * r, n_req, n_slots), per_slot_weight
         )
-        pbm = _pbm(codes, rank, inv, r, top, k, exam, offered, mult, position)
+        pbm = _pbm(codes, rank, inv, r, top, k, exam, offered, mult, requests, position)
         for name, values in (("ips", ips), ("snips", snips), ("pbm", pbm)):
             reps = values[1:][np.isfinite(values[1:])]
             low, high = np.quantile(reps, [tail, 1 - tail]) if len(reps) else (np.nan, np.nan)
@@ -124,17 +124,17 @@ def _pbm(
     exam: np.ndarray,
     offered: np.ndarray,
     mult: np.ndarray,
+    requests: np.ndarray,
     position: np.ndarray,
 ) -> np.ndarray:
     """PBM value per bootstrap replicate (row 0: the sample); NaN when a target slot's
     examination rests on fewer than MIN_SLOT_POSITIVES positives."""
     n_req = len(offered)
-    if any(((position == j) & (r > 0)).sum() < MIN_SLOT_POSITIVES for j in range(k)):
+    if (np.bincount(position[r > 0], minlength=k)[:k] < MIN_SLOT_POSITIVES).any():
         return np.full(len(mult), np.nan)
     exam = np.nan_to_num(exam)  # a slot nobody was placed in (in a replicate) examines nothing
     reached = _per_request(codes, rank, np.where(top, inv * r, 0.0), n_req, k)  # (R, k)
     gained = reached @ exam[:, :k].T  # (R, B+1): sum_j r/propensity x exam(j)
     total = np.cumsum(exam, axis=1)[:, offered - 1]  # (B+1, R): sum of exam over offered slots
     per_request = safe_ratio(gained.T, total)
-    value = (mult * np.nan_to_num(per_request)).sum(1)
-    return value / np.where(mult.sum(1) > 0, mult.sum(1), np.nan)
+    return safe_ratio((mult * np.nan_to_num(per_request)).sum(1), requests)

@@ -10,10 +10,8 @@ import pytest
 
 from ranker_assets.evaluation.metrics import ranks_within
 from ranker_assets.evaluation.off_policy import slate_estimates
-from ranker_assets.world.drift import day_state
-from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
-from ranker_assets.world.traffic import simulate_day
+from ranker_assets.world.simulator import served_days
 from ranker_assets.world.truth import candidates_frame, slate_truth
 from ranker_assets_tests.conftest import SEED, small_config
 
@@ -24,10 +22,7 @@ def randomized_day(day: date, requests: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Every served candidate of a day served in random order, with labels and truth, and the
     heuristic policy's scores for them."""
     world = small_config().world
-    pop = build_population(world, SEED)
-    served = simulate_day(
-        world, pop, day_state(world, pop, SEED, day), SEED, day, requests, HeuristicScorer(), 1.0
-    )
+    served = next(served_days(world, day, 1, requests, SEED, HeuristicScorer(), 1.0))
     frame = candidates_frame(served)
     return frame, HeuristicScorer().score(served.features).ravel()
 
