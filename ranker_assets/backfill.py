@@ -21,6 +21,7 @@ import dagster as dg
 from ranker_assets.assets.observations import observe_in_process
 from ranker_assets.automation import STAGES
 from ranker_assets.config import RankerConfig
+from ranker_assets.dead_runs import watched_execute_in_process
 from ranker_assets.deployment import VALIDATION_TABLE
 from ranker_assets.evaluation.report import training_day
 from ranker_assets.joiner import label_days, next_day
@@ -137,8 +138,9 @@ def backfill(
             say(f"{label}: skipped ({reason})")
             continue
         t0 = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance,
+        result = watched_execute_in_process(
+            job,
+            instance,
             partition_key=key,
             asset_selection=[dg.AssetKey(stage)],
             raise_on_error=False,

@@ -132,6 +132,25 @@ def _backfill(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _free_slots(args: argparse.Namespace) -> int:
+    """Fail runs whose process died and free their pool slots; or free the run(s) named."""
+    import dagster as dg
+
+    from ranker_assets.dead_runs import free_slots, reap_dead_runs
+
+    with dg.DagsterInstance.get() as instance:
+        reaped = (
+            [free_slots(instance, run_id) for run_id in args.run_ids]
+            if args.run_ids
+            else reap_dead_runs(instance)
+        )
+    for r in reaped:
+        print(f"run {r.run_id}: {r.why}; its pool slots are free")
+    if not reaped:
+        print("no dead run holds a pool slot")
+    return 0
+
+
 def _example_logs(args: argparse.Namespace) -> int:
     """Land the bandit example's logs (configs/examples/bandit_ranker.yaml reads them)."""
     from ranker_assets.examples.bandit_logs import land_bandit_logs
@@ -179,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--select", help="comma-separated stages (default: all, upstream first)")
     fill.add_argument("--configs", help="comma-separated sampling configs (default: all)")
     fill.set_defaults(func=_backfill)
+    free = sub.add_parser(
+        "free-slots",
+        help="fail runs whose process died and free their pool slots (or the runs named)",
+    )
+    free.add_argument("run_ids", nargs="*", help="runs to free (e.g. of another host)")
+    free.set_defaults(func=_free_slots)
     back = sub.add_parser("rollback", help="serve the previous champion (or --to VERSION) again")
     back.add_argument("--to", help="calibrated version to serve (its raw twin moves with it)")
     back.add_argument("--lake", help="lake root (default: $RANKER_LAKE_URI or $RANKER_HOME/lake)")

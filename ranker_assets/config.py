@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -102,7 +103,7 @@ class Vocabulary(_Strict):
     randomized_policy: str = "randomized"
     platforms: tuple[str, ...] | None = ("ios", "android", "web")  # None: no platform column
     content_types: tuple[str, ...] | None = ("image", "video", "product")  # None: no column
-    query_column: bool = True  # logs carry query_pin_id (the pin the request is about)
+    query_column: StrictBool = True  # logs carry query_pin_id (the pin the request is about)
     id_type: Literal["int64", "string"] = "int64"  # request, pin, user (and query) ids
 
     @model_validator(mode="after")
@@ -262,7 +263,7 @@ class ModelConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0.0)
     holdout_share: float = Field(0.1, gt=0.0, lt=0.5)
     seed: int = 0
-    warm_start: bool = False  # start from the current champion's weights
+    warm_start: StrictBool = False  # start from the current champion's weights
     distillation_weight: float = Field(0.0, ge=0.0)  # lambda; 0 = off; the champion is the teacher
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Platt scaling is fitted per head only on this many held-out positives (else: raw scores).
@@ -299,7 +300,9 @@ class MlflowConfig(_Strict):
 
     tracking_uri: str = ""
     experiment: str = "closeup_ranker"
-    registered_model: str = "closeup_ranker"
+    # Letters, digits, `_`, `-`, `.`: a `/` fails only at registration after training, and a
+    # quote breaks the registry's filter strings, so both are refused when the config loads.
+    registered_model: str = Field("closeup_ranker", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
     def resolved_uri(self) -> str:
         return (
@@ -359,7 +362,7 @@ class HeadGates(_Strict):
     # The challenger may be worse than the champion by at most this (absolute AUC, or a share
     # of the champion's AUC when relative): fails when the paired interval lies wholly below.
     max_auc_regression: float | None = Field(0.01, ge=0.0)
-    regression_relative: bool = False
+    regression_relative: StrictBool = False
     calibration_range: tuple[float, float] | None = (0.67, 1.5)  # weighted predicted / actual
 
 
@@ -389,7 +392,7 @@ class GatesConfig(_Strict):
 
     primary_head: str = "repin"  # picks the best passing challenger among sampling configs
     min_positives: int = Field(30, ge=1)
-    insufficient_passes: bool = False  # a metric on too few positives never passes by default
+    insufficient_passes: StrictBool = False  # a metric on too few positives never passes by default
     default: HeadGates = HeadGates()
     heads: dict[str, HeadGates] = Field(default_factory=dict)  # per-head overrides
     shift: ShiftGates = ShiftGates()

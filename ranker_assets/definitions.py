@@ -15,6 +15,7 @@ from ranker_assets.assets.training_data import build_training_data_assets
 from ranker_assets.assets.validation_reports import build_validation_assets
 from ranker_assets.automation import automation_sensor
 from ranker_assets.config import RankerConfig, load_config
+from ranker_assets.dead_runs import dead_runs_sensor, watched_in_process_executor
 from ranker_assets.partitions import (
     daily_partitions,
     day_and_config_partitions,
@@ -68,10 +69,11 @@ def build_definitions(
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
             dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),
         ],
-        sensors=[automation_sensor(), observe_sources_sensor(cfg, days)],
+        sensors=[automation_sensor(), observe_sources_sensor(cfg, days), dead_runs_sensor],
         resources={**build_resources(cfg), **(resources or {})},
-        # Spark steps share one JVM per process: on a small machine run steps in-process.
-        executor=dg.in_process_executor,
+        # Spark steps share one JVM per process: on a small machine run steps in-process; the
+        # executor also frees the pool slots of runs whose process died (dead_runs.py).
+        executor=watched_in_process_executor,
     )
 
 

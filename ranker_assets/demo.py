@@ -26,6 +26,7 @@ from ranker_assets.assets.observations import observe_in_process
 from ranker_assets.automation import STAGES
 from ranker_assets.closed_loop import serving_policy
 from ranker_assets.config import RankerConfig, load_config, ranker_home
+from ranker_assets.dead_runs import watched_execute_in_process
 from ranker_assets.definitions import build_definitions
 from ranker_assets.deployment import alias_pair
 from ranker_assets.evaluation.replay import replay_aucs, replay_day
@@ -76,9 +77,10 @@ class Demo:
 
     def _run(self, assets: list[str], key: str | None) -> dg.ExecuteInProcessResult:
         self.runs += 1
-        return self.job.execute_in_process(
+        return watched_execute_in_process(
+            self.job,
+            self.instance,
             run_config=QUIET,
-            instance=self.instance,
             partition_key=key,
             asset_selection=[dg.AssetKey.from_user_string(a) for a in assets],
             raise_on_error=False,

@@ -170,13 +170,15 @@ def ranker_home_with_history(
     seed: int,
     overrides: dict[str, dict[str, Any]],
     configs: tuple[str, ...] = ("balanced",),
+    stages: tuple[str, ...] | None = None,
 ) -> dict[str, str]:
     """A ranker home under `root` whose config (the shipped one with `overrides` per section
     and only `configs` as sampling configs) starts at `first`, with `days` simulated days landed
-    and backfilled through every stage into its Dagster home. Returns the environment that
-    points `dagster dev` (or the CLI) at it."""
+    and backfilled through `stages` (default: every stage) into its Dagster home. Returns the
+    environment that points `dagster dev` (or the CLI) at it."""
     import dagster as dg
 
+    from ranker_assets.automation import STAGES
     from ranker_assets.backfill import backfill
     from ranker_assets.config import DEFAULT_CONFIG_PATH, load_config
     from ranker_assets.definitions import build_definitions
@@ -216,6 +218,7 @@ def ranker_home_with_history(
                 Lake(str(root / "lake")),
                 first,
                 first + timedelta(days=days - 1),
+                stages or STAGES,
                 say=lambda line: None,
             )
     finally:

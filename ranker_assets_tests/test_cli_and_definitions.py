@@ -113,6 +113,10 @@ def _write_config(tmp_path: Path, **changes: object) -> Path:
             {"gates__primary_head": "hide"},
             "gates.primary_head names heads the model does not train",
         ),
+        ({"model__warm_start": "no"}, "model.warm_start: Input should be a valid boolean"),
+        ({"gates__insufficient_passes": "yes"}, "gates.insufficient_passes: Input should be"),
+        ({"mlflow__registered_model": "team/ranker"}, "mlflow.registered_model: String should"),
+        ({"mlflow__registered_model": "o'brien_ranker"}, "mlflow.registered_model: String"),
     ],
 )
 def test_config_errors_are_caught_at_load_naming_the_field(

@@ -110,12 +110,21 @@ def end_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     return dead
 
 
+def equals_filter(field: str, value: str) -> str:
+    """An MLflow search clause `field = 'value'`, quoted so the value cannot end the string."""
+    if "'" not in value:
+        return f"{field} = '{value}'"
+    if '"' not in value:
+        return f'{field} = "{value}"'
+    raise ValueError(f"{value!r} holds both quote characters: MLflow filters cannot express it")
+
+
 def discard_half_made(client: MlflowClient, name: str) -> list[str]:
     """Delete versions of `name` and its raw twin that never became a complete pair and whose
     run is over (FAILED, KILLED or FINISHED without completing): they can never deploy."""
     removed = []
     for reg_name in (name, raw_name(name)):
-        for mv in client.search_model_versions(f"name = '{reg_name}'"):
+        for mv in client.search_model_versions(equals_filter("name", reg_name)):
             if mv.tags.get(PAIR_COMPLETE) != "false":
                 continue
             if mv.run_id and client.get_run(mv.run_id).info.status == "RUNNING":
