@@ -381,7 +381,10 @@ class ServingGates(_Strict):
 
     candidates_per_request: int = Field(50, ge=1)
     latency_requests: int = Field(100, ge=10)
+    # p99 CPU time of one request on one thread: what the model costs, however busy the host.
     max_p99_ms: float = Field(250.0, gt=0.0)
+    # The challenger's wall time over the champion's, measured interleaved in the same window.
+    max_latency_ratio: float = Field(2.0, gt=0.0)
     max_model_mb: float = Field(100.0, gt=0.0)
     max_score_psi: float = Field(1.0, gt=0.0)  # challenger's scores against the champion's
     min_score_std: float = Field(1e-4, ge=0.0)  # below this the scores collapsed

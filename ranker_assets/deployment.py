@@ -9,13 +9,20 @@ training/tracking.py) can deploy. Every decision, promotion or not, is appended 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pyarrow as pa
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ranker_assets.config import ranker_home
 from ranker_assets.lake import Lake
 from ranker_assets.training.tracking import CHAMPION, PAIR_COMPLETE, PREVIOUS, raw_name
 
@@ -147,6 +154,41 @@ def reconcile(lake: Lake, client: MlflowClient, name: str) -> bool:
     return moved
 
 
+@contextmanager
+def decision_lock(lake: Lake, timeout_s: float = 600.0) -> Iterator[None]:
+    """One deploy decision (or rollback) at a time per lake, across processes.
+
+    Two decisions validated against the same champion must not both promote: the second has to
+    see the first's champion (and find its own report stale). An exclusive `flock` on a file in
+    the lake (or, for an object-store lake, under RANKER_HOME) serializes them; the kernel
+    releases it when its holder dies, so a killed decision never blocks the next. Dagster's
+    `deploy` pool (one slot) serializes `deployed_ranker` runs of one instance on any host.
+    """
+    local = "://" not in lake.root or lake.root.startswith("file://")
+    if local:
+        folder = Path(lake.root.removeprefix("file://"))
+    else:
+        folder = ranker_home() / "locks" / hashlib.sha256(lake.root.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with (folder / "_deployments.lock").open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"another deploy decision on {lake.root} held its lock for "
+                        f"{timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def deploy_day(
     lake: Lake, client: MlflowClient, name: str, ds: str, primary_head: str, run_id: str = ""
 ) -> Decision:
@@ -154,8 +196,16 @@ def deploy_day(
 
     A candidate is eligible when its gates passed, its pair is complete, the champion it was
     compared with still serves (else its report is stale), and its data is not older than the
-    champion's. Among eligible ones, the best by the primary head's AUC wins.
+    champion's. Among eligible ones, the best by the primary head's AUC wins. One decision at a
+    time (`decision_lock`), each against the champion that serves when it starts.
     """
+    with decision_lock(lake):
+        return _deploy_day(lake, client, name, ds, primary_head, run_id)
+
+
+def _deploy_day(
+    lake: Lake, client: MlflowClient, name: str, ds: str, primary_head: str, run_id: str
+) -> Decision:
     reconcile(lake, client, name)
     if not lake.has_data(VALIDATION_TABLE, ds):
         raise FileNotFoundError(f"no validation_report for {ds}: validate its rankers first")
@@ -173,6 +223,10 @@ def deploy_day(
             reasons.append(f"{who}: {err}")
             continue
         validated_against = r["champion_version"] or ""
+        if champion and champion.version == pair.version:
+            # Already serves: this decision was made (a crash repaired by `reconcile`, a re-run).
+            eligible.append((r[f"auc_{primary_head}"], r["config"], pair))
+            continue
         if (champion.version if champion else "") != validated_against:
             reasons.append(
                 f"{who}: stale report, validated against champion "
@@ -232,6 +286,11 @@ def deploy_day(
 
 def rollback(lake: Lake, client: MlflowClient, name: str, to: str | None = None) -> Decision:
     """Serve `previous` again (or calibrated version `to`, with its raw twin); recorded."""
+    with decision_lock(lake):
+        return _rollback(lake, client, name, to)
+
+
+def _rollback(lake: Lake, client: MlflowClient, name: str, to: str | None) -> Decision:
     reconcile(lake, client, name)
     current = alias_pair(client, name)
     target = complete_pair(client, name, to) if to else alias_pair(client, name, PREVIOUS)

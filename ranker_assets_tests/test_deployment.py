@@ -13,7 +13,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -28,8 +31,10 @@ from ranker_assets.closed_loop import serving_policy
 from ranker_assets.config import HeadGates, ModelConfig, RankerConfig
 from ranker_assets.deployment import (
     DEPLOYMENTS,
+    VALIDATION_TABLE,
     Decision,
     NotDeployable,
+    RankerPair,
     alias_pair,
     complete_pair,
     deploy_day,
@@ -49,7 +54,7 @@ from ranker_assets.sampling.config import SAMPLED_TABLE
 from ranker_assets.sampling.health import dataset_health
 from ranker_assets.sampling.run import HEALTH
 from ranker_assets.training.pipeline import train_partition
-from ranker_assets.training.tracking import CHAMPION, PREVIOUS, raw_name
+from ranker_assets.training.tracking import CHAMPION, PREVIOUS, equals_filter, raw_name
 from ranker_assets.world.holdout import HoldoutScorer
 from ranker_assets.world.simulator import simulate_to_landing
 from ranker_assets.world.vocabulary import CONTENT_TYPES
@@ -398,3 +403,93 @@ def test_a_kill_between_the_two_registrations_leaves_nothing_deployable(story: S
     remaining = {str(mv.version) for mv in client.search_model_versions(f"name = '{name}'")}
     assert half not in remaining and fresh.version in remaining
     assert complete_pair(client, name, fresh.version).raw_version == fresh.raw_version
+
+
+def _validated(story: Story, ds: str, challenger: RankerPair, champion: RankerPair) -> None:
+    """A passed validation_report row for `ds` (the stored D2 row, re-addressed)."""
+    row = story.lake.read(VALIDATION_TABLE, [D2], config="legacy").slice(0, 1)
+    for column, value in {
+        "ds": ds,
+        "challenger_version": challenger.version,
+        "challenger_raw_version": challenger.raw_version,
+        "champion_version": champion.version,
+        "passed": True,
+    }.items():
+        i = row.schema.get_field_index(column)
+        row = row.set_column(i, row.schema.field(i), pa.array([value], row.schema.field(i).type))
+    story.lake.replace_partition(VALIDATION_TABLE, row, {"config": "legacy", "ds": ds})
+
+
+def test_two_decisions_at_once_promote_one_and_the_other_decides_against_it(
+    story: Story,
+) -> None:
+    """Two days validated against the same champion, decided at the same moment: one promotes;
+    the other sees the new champion and rejects its now stale report; a re-run keeps."""
+    client, name, lake = story.client, story.name, story.lake
+    champion = alias_pair(client, name)
+    candidates = [
+        story.reports["click only"].challenger,
+        story.reports["shuffled"].challenger,
+    ]
+    assert champion is not None and champion.version not in {c.version for c in candidates}
+    days = ["2026-11-20", "2026-11-21"]
+    for day, challenger in zip(days, candidates, strict=True):
+        _validated(story, day, challenger, champion)
+    start = threading.Barrier(2)
+
+    def decide(day: str) -> Decision:
+        start.wait()
+        return deploy_day(lake, MlflowClient(story.cfg.mlflow.resolved_uri()), name, day, "repin")
+
+    with ThreadPoolExecutor(2) as pool:
+        decisions = list(pool.map(decide, days))
+    assert sorted(d.action for d in decisions) == ["promote", "reject"], decisions
+    promoted = next(d for d in decisions if d.action == "promote")
+    rejected = next(d for d in decisions if d.action == "reject")
+    assert f"validated against champion {champion.version}" in rejected.reasons
+    assert f"v{promoted.champion_version} serves now" in rejected.reasons
+    serving = alias_pair(client, name)
+    assert serving.version == promoted.champion_version
+    history = lake.read(DEPLOYMENTS).to_pandas().sort_values("decided_at")
+    moved = history[history["action"].isin(["promote", "rollback"])]
+    assert moved["champion_version"].iloc[-1] == serving.version  # the ledger says what serves
+    assert deploy_day(lake, client, name, promoted.ds, "repin").action == "keep"
+
+
+def test_a_decision_repaired_after_a_crash_keeps_the_model_it_made_champion(
+    story: Story,
+) -> None:
+    client, name, lake = story.client, story.name, story.lake
+    champion = alias_pair(client, name)
+    challenger = next(
+        r.challenger
+        for r in (story.reports["click only"], story.reports["shuffled"])
+        if r.challenger.version != champion.version
+    )
+    day = "2026-11-22"
+    _validated(story, day, challenger, champion)
+    # The decision was recorded, then the process died before the aliases moved.
+    crashed = Decision(
+        action="promote",
+        ds=day,
+        config="legacy",
+        champion_version=challenger.version,
+        champion_raw_version=challenger.raw_version,
+        previous_version=champion.version,
+        previous_raw_version=champion.raw_version,
+        challenger_version=challenger.version,
+        reasons="crashed before the aliases moved",
+        decided_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+    )
+    lake.append(DEPLOYMENTS, crashed.row())
+    assert alias_pair(client, name).version == champion.version
+    rerun = deploy_day(lake, client, name, day, "repin")
+    assert rerun.action == "keep" and "already serves" in rerun.reasons, rerun.reasons
+    assert alias_pair(client, name).version == challenger.version
+
+
+def test_registry_filters_quote_names_safely(story: Story) -> None:
+    assert story.client.search_model_versions(equals_filter("name", "o'brien_ranker")) == []
+    assert story.client.search_model_versions(equals_filter("name", story.name))
+    with pytest.raises(ValueError, match="both quote characters"):
+        equals_filter("name", 'o\'brien "x"')

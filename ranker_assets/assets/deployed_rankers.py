@@ -31,6 +31,8 @@ def build_deployment_assets(
         ],
         group_name="models",
         kinds={"mlflow", "delta"},
+        # One decision at a time in the instance (and `decision_lock` across processes).
+        pool="deploy",
         automation_condition=deploy_after_validation(),
         description="The champion after the day's validation reports: the best challenger by "
         f"auc_{cfg.gates.primary_head} among those whose gates all passed, compared against "

@@ -100,7 +100,11 @@ def build_validation_assets(
                 ),
                 "mlflow_artifacts": ", ".join(artifacts),
                 "plots": dg.MetadataValue.md(plots),
-                "p99_ms": round(report.serving["p99_ms"], 2),
+                **{
+                    k: round(report.serving[k], 2)
+                    for k in ("cpu_p99_ms", "wall_p99_ms", "wall_spread", "latency_ratio")
+                    if k in report.serving
+                },
                 "model_mb": round(report.serving["model_mb"], 3),
             },
             check_results=[

@@ -11,9 +11,9 @@ the gate verdicts. Stored as Delta rows (history) and logged to the challenger's
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -27,6 +27,7 @@ from ranker_assets.config import EvaluationConfig, RankerConfig, SliceSpec
 from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
 from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
+from ranker_assets.evaluation.latency import measure
 from ranker_assets.evaluation.off_policy import slate_estimates
 from ranker_assets.evaluation.offline import ALL, CHALLENGER, CHAMPION, DIFFERENCE, compare_models
 from ranker_assets.evaluation.plots import (
@@ -112,22 +113,32 @@ def _interval(value: float, low: float, high: float, signed: bool = False) -> st
     return f"{value:{f}} [{low:{f}}, {high:{f}}]"
 
 
-def serving_checks(name: str, version: str, frame: pd.DataFrame, requests: int, n: int) -> dict:
-    """p99 latency (ms) of scoring one request of `n` candidates through the registered pyfunc,
-    loaded from the registry as a serving host would, and the model's size on disk (MB)."""
-    uri = f"models:/{name}/{version}"
+def serving_checks(
+    name: str, challenger: str, champion: str | None, frame: pd.DataFrame, requests: int, n: int
+) -> dict[str, float]:
+    """Latency of scoring one request of `n` candidates through the registered pyfuncs, loaded
+    from the registry as a serving host would (the challenger interleaved with the champion,
+    see latency.py), and the challenger's size on disk (MB)."""
+    uri = f"models:/{name}/{challenger}"
     folder = Path(mlflow.artifacts.download_artifacts(uri))
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    model = mlflow.pyfunc.load_model(uri)
     batch = frame.sample(n=n, replace=len(frame) < n, random_state=0).reset_index(drop=True)
-    for _ in range(5):  # warm-up
-        model.predict(batch)
-    timings = []
-    for _ in range(requests):
-        t0 = time.perf_counter()
-        model.predict(batch)
-        timings.append((time.perf_counter() - t0) * 1000)
-    return {"p99_ms": float(np.percentile(timings, 99)), "model_mb": size / 2**20}
+    models = {CHALLENGER: mlflow.pyfunc.load_model(uri)}
+    if champion:
+        models[CHAMPION] = mlflow.pyfunc.load_model(f"models:/{name}/{champion}")
+    timed, ratio = measure({k: partial(m.predict, batch) for k, m in models.items()}, requests)
+    out = {"model_mb": size / 2**20}
+    for label, t in timed.items():
+        prefix = "" if label == CHALLENGER else f"{label}_"
+        out |= {
+            f"{prefix}cpu_p99_ms": t.cpu_p99,
+            f"{prefix}wall_p50_ms": t.wall_p50,
+            f"{prefix}wall_p99_ms": t.wall_p99,
+            f"{prefix}wall_spread": t.spread,
+        }
+    if ratio is not None:
+        out["latency_ratio"] = ratio
+    return out
 
 
 @dataclass
@@ -344,6 +355,7 @@ def validate_challenger(
     serving = serving_checks(
         name,
         challenger.version,
+        champion.version if champion else None,
         impressed[list(cfg.features.inputs)],
         cfg.gates.serving.latency_requests,
         cfg.gates.serving.candidates_per_request,
