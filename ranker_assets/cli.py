@@ -129,7 +129,9 @@ def _backfill(args: argparse.Namespace) -> int:
             configs,
         )
     print("\n" + summary.table())
-    return 1 if summary.failed else 0
+    for line in summary.blocked:
+        print(f"blocked: {line}")
+    return 0 if summary.ok else 1
 
 
 def _free_slots(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 
 from ranker_assets.assets.observations import observe_in_process
 from ranker_assets.automation import STAGES
-from ranker_assets.backfill import backfill
+from ranker_assets.backfill import backfill, backfill_plan
 from ranker_assets.config import load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.hybrid_logging.landing import day_files, day_fingerprints
@@ -270,3 +271,43 @@ def test_a_backfill_runs_upstream_first_skips_unready_days_and_is_idempotent(
     )
     assert lines[0].startswith("[1/8] feature_log 2026-11-01: ok")
     assert "training_examples" in first.table()
+    assert first.ok
+
+    with dg.instance_for_test() as instance:
+        # A validation day whose ranker was never trained is skipped with the reason (a config
+        # whose history starts a day earlier, so D1 is not its first day).
+        earlier = cfg.model_copy(update={"start_date": str(START - timedelta(days=1))})
+        check = backfill(
+            defs, instance, earlier, lake.lake(), START, START, ["validation_report"], ["legacy"]
+        )
+        (skip,) = check.skipped
+        assert skip.startswith(f"validation_report legacy|{D1}: no ranker_model[legacy|")
+        assert "never materialized" in skip
+        # A day blocked by a check stops what reads it, and the backfill is not ok.
+        bad = day_files(tmp_path / "landing", "event_log", D1)[0].parent / "zz-broken.jsonl"
+        bad.write_text(
+            "\n".join(json.dumps({"event_id": f"b{i}", "event_type": "click"}) for i in range(3000))
+        )
+        blocked = backfill(
+            defs, instance, cfg, lake.lake(), START, START, ["event_log", "training_examples"]
+        )
+        assert blocked.blocked[0].startswith(f"event_log {D1}: ")
+        (waits,) = blocked.skipped
+        assert waits.startswith(f"training_examples {D1}: waits: event_log {D1} was blocked")
+        assert not blocked.ok
+
+
+def test_a_backfill_advances_the_model_chain_day_by_day() -> None:
+    """Validate E, decide E, then validate E+1 against whatever serves after that decision."""
+    plan = backfill_plan(("validation_report", "deployed_ranker"), [D2, D3], ["a", "b"])
+    assert plan == [
+        ("validation_report", D2, "a"),
+        ("validation_report", D2, "b"),
+        ("deployed_ranker", D2, None),
+        ("validation_report", D3, "a"),
+        ("validation_report", D3, "b"),
+        ("deployed_ranker", D3, None),
+    ]
+    every = backfill_plan(STAGES, [D1, D2], ["a"])
+    assert every.index(("training_examples", D1, None)) > every.index(("event_log", D2, None))
+    assert every.index(("deployed_ranker", D1, None)) < every.index(("ranker_model", D2, "a"))
