@@ -93,10 +93,14 @@ def _rollback(args: argparse.Namespace) -> int:
     set_tracking_uri(uri)
     lake = Lake(args.lake or os.environ.get("RANKER_LAKE_URI") or str(ranker_home() / "lake"))
     try:
-        decision = rollback(lake, MlflowClient(uri), cfg.mlflow.registered_model, args.to)
+        decision = rollback(
+            lake, MlflowClient(uri), cfg.mlflow.registered_model, args.to, args.force
+        )
     except NotDeployable as err:
         print(f"rollback refused: {err}")
         return 1
+    if "FORCED" in decision.reasons:
+        print(f"warning: {decision.reasons}")
     print(
         f"{cfg.mlflow.registered_model}: champion is now v{decision.champion_version} "
         f"(raw v{decision.champion_raw_version}); previous is v{decision.previous_version} "
@@ -208,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     free.set_defaults(func=_free_slots)
     back = sub.add_parser("rollback", help="serve the previous champion (or --to VERSION) again")
     back.add_argument("--to", help="calibrated version to serve (its raw twin moves with it)")
+    back.add_argument(
+        "--force",
+        action="store_true",
+        help="serve a pair that never served nor passed its gates (recorded as forced)",
+    )
     back.add_argument("--lake", help="lake root (default: $RANKER_LAKE_URI or $RANKER_HOME/lake)")
     back.set_defaults(func=_rollback)
     return parser

@@ -284,13 +284,36 @@ def _deploy_day(
     )
 
 
-def rollback(lake: Lake, client: MlflowClient, name: str, to: str | None = None) -> Decision:
-    """Serve `previous` again (or calibrated version `to`, with its raw twin); recorded."""
+def rollback(
+    lake: Lake, client: MlflowClient, name: str, to: str | None = None, force: bool = False
+) -> Decision:
+    """Serve `previous` again (or calibrated version `to`, with its raw twin); recorded.
+
+    Only a pair that served before or passed its gates in a validation report may serve
+    again; `force` overrides that, and the override is recorded with the decision.
+    """
     with decision_lock(lake):
-        return _rollback(lake, client, name, to)
+        return _rollback(lake, client, name, to, force)
 
 
-def _rollback(lake: Lake, client: MlflowClient, name: str, to: str | None) -> Decision:
+def _vetted(lake: Lake, version: str) -> bool:
+    """Whether calibrated `version` ever served, or passed its gates in a validation report."""
+    served = lake.exists(DEPLOYMENTS) and any(
+        r["action"] in ("promote", "rollback") and r["champion_version"] == version
+        for r in lake.read(DEPLOYMENTS, columns=["action", "champion_version"]).to_pylist()
+    )
+    return served or (
+        lake.exists(VALIDATION_TABLE)
+        and any(
+            r["passed"] and r["challenger_version"] == version
+            for r in lake.read(
+                VALIDATION_TABLE, columns=["passed", "challenger_version"]
+            ).to_pylist()
+        )
+    )
+
+
+def _rollback(lake: Lake, client: MlflowClient, name: str, to: str | None, force: bool) -> Decision:
     reconcile(lake, client, name)
     current = alias_pair(client, name)
     target = complete_pair(client, name, to) if to else alias_pair(client, name, PREVIOUS)
@@ -298,6 +321,14 @@ def _rollback(lake: Lake, client: MlflowClient, name: str, to: str | None) -> De
         raise NotDeployable("no `previous` champion to roll back to; name a version with --to")
     if current and current.version == target.version:
         raise NotDeployable(f"v{target.version} already serves")
+    why = f"rollback from v{current.version if current else '-'} to v{target.version}"
+    if not _vetted(lake, target.version):
+        if not force:
+            raise NotDeployable(
+                f"v{target.version} never served and never passed its gates in a validation "
+                "report; pass --force to serve it anyway (the override is recorded)"
+            )
+        why += " FORCED: it never served and never passed its gates"
     return _decide(
         lake,
         client,
@@ -308,7 +339,7 @@ def _rollback(lake: Lake, client: MlflowClient, name: str, to: str | None) -> De
         ds=target.ds,
         config=target.config,
         challenger_version=target.version,
-        reasons=f"rollback from v{current.version if current else '-'} to v{target.version}",
+        reasons=why,
     )
 
 

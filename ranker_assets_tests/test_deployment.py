@@ -337,6 +337,24 @@ def test_the_rollback_command_serves_a_named_pair_and_refuses_a_half_made_one(
     assert history["action"].tolist().count("rollback") == 2
 
 
+def test_rollback_refuses_a_pair_that_never_passed_its_gates_unless_forced(
+    story: Story, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed = story.reports["shuffled"].challenger  # trained, complete, failed its gates
+    serving = alias_pair(story.client, story.name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", story.cfg.mlflow.resolved_uri())
+    args = ["rollback", "--lake", story.lake.root, "--to", failed.version]
+    assert main(args) == 1
+    assert "never served and never passed its gates" in capsys.readouterr().out
+    assert alias_pair(story.client, story.name).version == serving.version
+    assert main([*args, "--force"]) == 0
+    assert "FORCED" in capsys.readouterr().out
+    last = story.lake.read(DEPLOYMENTS).to_pandas().sort_values("decided_at").iloc[-1]
+    assert last["champion_version"] == failed.version and "FORCED" in last["reasons"]
+    # Back to the pair that served (it did, so no force is needed).
+    assert rollback(story.lake, story.client, story.name, serving.version).action == "rollback"
+
+
 def test_the_simulated_world_is_served_by_the_champion_with_a_holdout_on_previous(
     story: Story,
 ) -> None:
