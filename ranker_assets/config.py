@@ -374,6 +374,14 @@ class ShiftGates(_Strict):
     max_label_rate_ratio: float = Field(2.0, gt=1.0)
     psi_bins: int = Field(10, ge=2)
     min_positives: int = Field(20, ge=1)  # a label rate on fewer positives is not judged
+    # Joint shape, which a poison that keeps label rates cannot keep: where in the slate the
+    # positives fall (PSI of their share per position bucket; buckets start at these
+    # positions), and how well the dense features predict each label (AUC of a logistic
+    # model fitted on the reference days; a drop past the bound, and past 3 standard errors).
+    position_buckets: tuple[int, ...] = (0, 1, 2, 3, 5, 10, 20)
+    max_position_psi: float = Field(0.2, gt=0.0)
+    max_relation_auc_drop: float = Field(0.05, gt=0.0)
+    min_joint_positives: int = Field(200, ge=1)  # fewer positives: not judged, and said so
 
 
 class ServingGates(_Strict):

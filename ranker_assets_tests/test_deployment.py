@@ -46,6 +46,7 @@ from ranker_assets.evaluation.offline import ALL
 from ranker_assets.evaluation.report import (
     ValidationReport,
     calibration_rows,
+    randomized_slice,
     store_report,
     validate_challenger,
 )
@@ -102,6 +103,24 @@ def _shuffled_clicks(table: pa.Table) -> pa.Table:
         rows = np.flatnonzero(shown & (weight == w))
         n = round(clicks * (w * len(rows) / mass) / w)
         click[rng.choice(rows, size=min(n, len(rows)), replace=False)] = 1
+    return table.set_column(table.schema.get_field_index("click"), "click", pa.array(click))
+
+
+def _clicks_to_bottom(table: pa.Table) -> pa.Table:
+    """30% of the clicks moved to the lowest shown positions, within each weight group, so
+    every weighted rate stays: only where the clicks sit in the slate changes."""
+    click = table["click"].to_numpy().astype(np.int8).copy()
+    weight, shown = table["weight"].to_numpy(), table["impressed"].to_numpy()
+    position = table["position"].to_numpy()
+    rng = np.random.default_rng(1)
+    for w in np.unique(weight[shown]):
+        group = shown & (weight == w)
+        clicked = np.flatnonzero(group & (click == 1))
+        moved = rng.choice(clicked, size=int(0.3 * len(clicked)), replace=False)
+        free = np.flatnonzero(group & (click == 0))
+        bottom = free[np.argsort(-position[free], kind="stable")][: len(moved)]
+        click[moved[: len(bottom)]] = 0
+        click[bottom] = 1
     return table.set_column(table.schema.get_field_index("click"), "click", pa.array(click))
 
 
@@ -174,10 +193,29 @@ def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactor
         train_partition(lake, accepted, D2, "allclicked", "h", TAGS)
     s.blocked["shift"] = str(shift.value)
 
-    # Its click ratio per row moved (health) but not its weighted rate (shift): once a reviewer
-    # accepts the day, only the gates stand between it and serving.
-    _poison(lake, spark, "shuffled", _shuffled_clicks)
-    s.reports["shuffled"] = _train_and_validate(s, D2, "shuffled", accepted)
+    # Two poisons that keep every weighted label rate (and are accepted past health): the
+    # joint-shape checks of data validation stop both before training.
+    _poison(lake, spark, "bottom", _clicks_to_bottom)
+    for poison in ("bottom", "shuffled"):
+        if poison == "shuffled":
+            _poison(lake, spark, "shuffled", _shuffled_clicks)
+        with pytest.raises(DataValidationError) as joint:
+            train_partition(lake, accepted, D2, poison, "h", TAGS)
+        s.blocked[poison] = str(joint.value)
+    # Once a reviewer overrides data validation too, only the gates stand between the
+    # shuffled day and serving.
+    overridden = accepted.model_copy(
+        update={
+            "gates": accepted.gates.model_copy(
+                update={
+                    "shift": accepted.gates.shift.model_copy(
+                        update={"max_position_psi": 100.0, "max_relation_auc_drop": 1.0}
+                    )
+                }
+            )
+        }
+    )
+    s.reports["shuffled"] = _train_and_validate(s, D2, "shuffled", overridden)
     s.decisions["shuffled"] = deploy_day(lake, client, name, D2, "repin")
     s.champions["after shuffled"] = alias_pair(client, name).version
 
@@ -230,6 +268,13 @@ def test_an_all_clicked_day_is_stopped_by_health_then_by_shift_before_training(
     assert "click positive ratio moved" in story.blocked["health"]
     assert f"{D2}: label click rate moved" in story.blocked["shift"]
     assert "dataset_health" not in story.blocked["shift"]  # accepted by config
+
+
+def test_poisons_that_keep_label_rates_are_stopped_by_the_joint_shape(story: Story) -> None:
+    assert f"{D2}: label click's positives moved across slate positions" in story.blocked["bottom"]
+    assert f"{D2}: the dense features stopped predicting label click" in story.blocked["shuffled"]
+    for poison in ("bottom", "shuffled"):
+        assert "label click rate moved" not in story.blocked[poison]  # the rates held
 
 
 def test_shuffled_clicks_train_but_fail_the_gates_and_the_champion_stays(story: Story) -> None:
@@ -511,3 +556,32 @@ def test_registry_filters_quote_names_safely(story: Story) -> None:
     assert story.client.search_model_versions(equals_filter("name", story.name))
     with pytest.raises(ValueError, match="both quote characters"):
         equals_filter("name", 'o\'brien "x"')
+
+
+def test_a_regression_on_the_randomized_rows_alone_fails_no_regression(story: Story) -> None:
+    """Position bias cannot carry a label on randomized traffic: a challenger worse there fails
+    even when it looks fine on every row."""
+    report = story.reports["legacy"]
+    where = randomized_slice(story.cfg)
+    m = report.metrics
+    click = (m["slice"] == ALL) & (m["model"] == "difference") & (m["metric"] == "auc")
+    worse = m[click & (m["head"] == "click")].assign(
+        slice=where, value=-0.05, ci_low=-0.08, ci_high=-0.03, sufficient=True, positives=500
+    )
+    sanity = {h: {"nan_share": 0.0, "score_std": 1.0} for h in report.heads}
+    metrics = pd.concat([m[m["slice"] != where], worse])
+    gates = judge(metrics, sanity, report.serving, story.cfg.gates, report.heads, True, ALL, where)
+    assert [g.name for g in gates if not g.passed] == [f"auc click challenger - champion ({where})"]
+    assert all(
+        g.passed
+        for g in judge(
+            m[m["slice"] != where],
+            sanity,
+            report.serving,
+            story.cfg.gates,
+            report.heads,
+            True,
+            ALL,
+            where,
+        )
+    )

@@ -2,7 +2,9 @@
 
 Two guards, both blocking: a day whose sampled dataset failed its health check is never trained
 on unless the config names it as reviewed and accepted; and no day of the window may shift too
-far from the days before the window (PSI per dense feature, weighted rate ratio per label).
+far from the days before the window: PSI per dense feature, weighted rate ratio per label, and
+the joint shape that a poison keeping label rates cannot keep (where in the slate positives
+fall, how well the features predict each label: joint_shape.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from ranker_assets.config import RankerConfig
+from ranker_assets.evaluation.joint_shape import joint_shape_checks
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SAMPLED_TABLE
 from ranker_assets.sampling.health import DatasetHealth, health_problems
@@ -116,9 +119,18 @@ def validate_window(
     if not reference:
         return WindowValidation(list(days), [], checks, problems)
     heads = list(cfg.model.heads)
-    columns = [*dict.fromkeys([*cfg.features.dense, *heads, "weight", "impressed", "ds"])]
+    columns = [
+        *dict.fromkeys(
+            [*cfg.features.dense, *heads, "weight", "impressed", "ds", "position", "policy"]
+        )
+    ]
     table = lake.read(SAMPLED_TABLE, [*reference, *days], columns=columns, config=config)
     table = table.filter(table["impressed"])
+    joint = joint_shape_checks(
+        table.to_pandas(), cfg, reference, days, f"{reference[0]}..{reference[-1]}"
+    )
+    checks += joint.checks
+    problems += joint.problems
     in_ref = pc.is_in(table["ds"], value_set=pc.cast(reference, table["ds"].type)).to_numpy(
         zero_copy_only=False
     )

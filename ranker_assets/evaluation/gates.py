@@ -72,11 +72,14 @@ def judge(
     heads: Sequence[str],
     has_champion: bool,
     calibration_slice: str = ALL,
+    randomized_slice: str | None = None,
 ) -> list[Gate]:
     """All gates for a challenger; `sanity[head]` has nan_share and score_std, `serving` has
     cpu_p99_ms, wall_p50_ms, wall_p99_ms, model_mb and (with a champion) latency_ratio,
     champion_wall_p50_ms and score_psi_<head>. Calibration is judged on the rows
-    of `calibration_slice`: those the model was calibrated for."""
+    of `calibration_slice`: those the model was calibrated for. With a champion, no regression
+    is also judged on `randomized_slice` (the randomized traffic, where position bias cannot
+    carry a poisoned label) when its difference has enough positives."""
     out: list[Gate] = []
     insufficient = "insufficient positives"
 
@@ -128,6 +131,19 @@ def judge(
                     f"interval [{diff['ci_low']:.4f}, {diff['ci_high']:.4f}] {pos}",
                 )
             )
+            rdiff = _row(metrics, DIFFERENCE, head, "auc", randomized_slice or "")
+            if rdiff is not None and bool(rdiff["sufficient"]):
+                out.append(
+                    Gate(
+                        "no_regression",
+                        f"auc {head} challenger - champion ({randomized_slice})",
+                        rdiff["value"],
+                        f"interval not wholly below -{tol:.4g}",
+                        not rdiff["ci_high"] < -tol,
+                        f"interval [{rdiff['ci_low']:.4f}, {rdiff['ci_high']:.4f}] on "
+                        f"{int(rdiff['positives'])} positives",
+                    )
+                )
         s = sanity[head]
         out.append(
             Gate("model_sanity", f"NaN share {head}", s["nan_share"], "== 0", s["nan_share"] == 0)

@@ -56,15 +56,20 @@ def training_day(eval_day: str) -> str:
 
 
 def calibration_rows(cfg: RankerConfig) -> tuple[EvaluationConfig, str]:
-    """The evaluation settings and the slice whose calibration is gated: all rows, or, for a
-    ranker calibrated on randomized traffic, the randomized rows (a policy slice is added)."""
-    if cfg.model.calibrate_on != "randomized":
-        return cfg.evaluation, ALL
+    """The evaluation settings (with a policy slice: the randomized rows are judged on their
+    own, where position bias cannot hide a poison) and the slice whose calibration is gated:
+    all rows, or, for a ranker calibrated on randomized traffic, the randomized rows."""
     slices = cfg.evaluation.slices
     if not any(s.column == "policy" and not s.bins for s in slices):
         slices = (*slices, SliceSpec(column="policy"))
     evaluation = cfg.evaluation.model_copy(update={"slices": slices})
-    return evaluation, f"policy={cfg.vocabulary.randomized_policy}"
+    if cfg.model.calibrate_on != "randomized":
+        return evaluation, ALL
+    return evaluation, randomized_slice(cfg)
+
+
+def randomized_slice(cfg: RankerConfig) -> str:
+    return f"policy={cfg.vocabulary.randomized_policy}"
 
 
 def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame:
@@ -375,6 +380,7 @@ def validate_challenger(
         heads,
         champion is not None,
         calibration_slice,
+        randomized_slice(cfg),
     )
     report = ValidationReport(
         ds=ds,
