@@ -76,7 +76,7 @@ def _materialize(
 def test_the_sensors_are_declared_and_running_by_default(graph) -> None:
     defs, _, _ = graph
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"ranker_automation", "observe_sources"}
+    assert set(sensors) == {"ranker_automation", "observe_sources", "dead_runs"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
 
 
