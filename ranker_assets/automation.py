@@ -12,14 +12,17 @@ report for the day exists.
 
 Shared rules: a partition runs once per upstream change (`since_last_handled`), never while it
 or an upstream partition is running, never while an upstream partition is missing, and only
-for recent days (`lookback`), so re-running an old upstream day does not cascade through
-history.
+for recent days, so re-running an old upstream day does not cascade through history. Recent
+counts back from the newest landed day, not from the wall clock (`NearNewestLanded`): a world
+whose days are old (the demo's, a replayed public log) is as alive as today's traffic, and a day
+landed after it runs on any date.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -43,6 +46,57 @@ STAGES = (
 INGEST_LOOKBACK = timedelta(days=7)
 # A day is joined when its next day's events arrive, so the joinable day is two days back.
 JOIN_LOOKBACK = timedelta(days=2)
+LANDED = (dg.AssetKey(["landing", "feature_log"]), dg.AssetKey(["landing", "event_log"]))
+
+
+def newest_landed_day(instance: dg.DagsterInstance, days: Sequence[str]) -> str | None:
+    """The newest of `days` observed in a landing zone (observations come from the
+    observe_sources sensor, or from a backfill or the demo observing in-process)."""
+    storage = instance.event_log_storage
+    observed = set().union(
+        *(storage.get_updated_data_version_partitions(key, days, -1) for key in LANDED)
+    )
+    return max(observed, default=None)
+
+
+class NearNewestLanded(dg.AutomationCondition):
+    """True for partitions whose day is at most `lookback` before the newest landed day.
+
+    Dagster's `in_latest_time_window` counts from the wall clock, so a world whose newest day
+    is older than the lookback (the demo's fixed days, a public log) would never run again.
+    Evaluated in the code server (the automation sensor has `use_user_code_server`).
+    """
+
+    def __init__(self, lookback: timedelta) -> None:
+        self.lookback = lookback
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    @property
+    def name(self) -> str:
+        return f"near_newest_landed(days={self.lookback.days})"
+
+    @property
+    def description(self) -> str:
+        return f"At most {self.lookback.days} days before the newest landed day"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        candidates = context.candidate_subset
+        partitions_def = context.partitions_def
+        if partitions_def is None:
+            return dg.AutomationResult(context, candidates)
+        keys = candidates.expensively_compute_partition_keys()
+        day_of = {k: k.split("|")[-1] for k in keys}  # "config|ds" for day x config partitions
+        newest = newest_landed_day(context.instance, sorted(set(day_of.values())))
+        if newest is None:
+            return dg.AutomationResult(context, context.get_empty_subset())
+        first = str(date.fromisoformat(newest) - self.lookback)
+        recent = {k for k, ds in day_of.items() if first <= ds <= newest}
+        return dg.AutomationResult(
+            context, candidates.compute_intersection_with_partition_keys(recent)
+        )
 
 
 def _deps_ready(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
@@ -59,7 +113,7 @@ def _guarded(
 ) -> dg.AutomationCondition:
     """The shared rules: recent days only, once per trigger, inputs ready, nothing running."""
     return (
-        AC.in_latest_time_window(lookback)
+        NearNewestLanded(lookback)
         & trigger.since_last_handled()
         & ready
         & ~AC.any_deps_in_progress()
@@ -135,8 +189,10 @@ def deploy_after_validation() -> dg.AutomationCondition:
 
 
 def check_champion_age() -> dg.AutomationCondition:
-    """The serving model's data age is re-checked every ten minutes (and after each deploy)."""
-    return (AC.cron_tick_passed("*/10 * * * *") | AC.any_deps_updated()).with_label(
+    """The serving model's data age is re-checked after each deploy decision (every landed day
+    that reaches the gate ends in one) and once a day for days that never reach it: one run a
+    day at rest, not one every few minutes."""
+    return (AC.cron_tick_passed("0 5 * * *") | AC.any_deps_updated()).with_label(
         "check_champion_age"
     )
 
@@ -147,6 +203,8 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         "ranker_automation",
         target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
         default_status=dg.DefaultSensorStatus.RUNNING,
+        # NearNewestLanded is Python of this code location: evaluate it where the code lives.
+        use_user_code_server=True,
         minimum_interval_seconds=30,
         description="Runs the graph's automation conditions (ranker_assets/automation.py).",
     )

@@ -145,6 +145,18 @@ def _blocked_by_checks(result: dg.ExecuteInProcessResult) -> bool:
     )
 
 
+def _gates_failed(result: dg.ExecuteInProcessResult, stage: str) -> str | None:
+    """The verdict of a validation report whose gates failed (its run succeeds: the failed
+    gates are WARN checks, a decision the deploy gate reads)."""
+    if stage != "validation_report" or not result.success:
+        return None
+    mats = result.asset_materializations_for_node(stage)
+    passed = mats[0].metadata.get("passed") if mats else None
+    if passed is None or passed.value:
+        return None
+    return str(mats[0].metadata["verdict"].value)
+
+
 def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
     """What a failed run raised, on one line (the cause, not Dagster's wrapper)."""
     failures = result.get_step_failure_events()
@@ -229,7 +241,12 @@ def backfill(
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
-        if result.success:
+        verdict = _gates_failed(result, stage)
+        if result.success and verdict:
+            summary.outcomes[(stage, "blocked")] += 1
+            summary.blocked.append(f"{stage} {key}: {verdict}")
+            say(f"{label}: materialized, its gates failed ({verdict})")
+        elif result.success:
             summary.outcomes[(stage, "ok")] += 1
             say(f"{label}: ok ({time.perf_counter() - t0:.1f} s)")
         elif _blocked_by_checks(result):

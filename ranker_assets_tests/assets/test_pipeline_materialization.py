@@ -284,7 +284,7 @@ def _with_gates(
     return build_definitions(cfg, dict(defs.resources))
 
 
-def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_them(
+def test_gates_are_checks_of_validation_report_and_deployment_follows_them(
     setup,
 ) -> None:
     defs, instance, _, _, configs_dir = setup
@@ -298,11 +298,12 @@ def test_gates_are_blocking_checks_of_validation_report_and_deployment_follows_t
         defs, configs_dir, {"default": HeadGates(min_auc=0.5, calibration_range=(0.2, 5.0))}
     )
     assert _run(strict, instance, ["ranker_model"], key).success  # trained on D1 alone
-    # Too few positives for any metric to count: the gates fail, and nothing is deployed.
+    # Too few positives for any metric to count: the gates fail, and nothing is deployed. A
+    # failed gate is a decision, not a broken run: the run succeeds, its checks say FAIL.
     failed = _run(strict, instance, ["validation_report"], report_key)
-    (failure,) = failed.get_step_failure_events()  # the report is stored, its gates block
-    assert "2 blocking asset checks failed" in failure.event_specific_data.error.message
+    assert failed.success and not failed.get_step_failure_events()
     checks = {c.check_name: c for c in failed.get_asset_check_evaluations()}
+    assert checks["absolute"].severity == dg.AssetCheckSeverity.WARN
     assert set(checks) == {"absolute", "no_regression", "calibration", "model_sanity", "serving"}
     assert not checks["absolute"].passed and not checks["calibration"].passed
     assert checks["absolute"].metadata["partition"].value == str(report_key)
