@@ -7,7 +7,7 @@ import os
 from datetime import date, timedelta
 from pathlib import Path
 
-from ranker_assets.config import load_config, ranker_home
+from ranker_assets.config import ConfigError, load_config, ranker_home
 from ranker_assets.hybrid_logging.contract import (
     ContractError,
     event_log_schema,
@@ -224,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as err:  # a config mistake is the user's to fix: no traceback
+        print(f"config error: {err}")
+        return 2
 
 
 if __name__ == "__main__":

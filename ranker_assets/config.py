@@ -498,7 +498,10 @@ class RankerConfig(_Strict):
         for where, names in named.items():
             unknown = names - heads
             if unknown:
-                raise ValueError(f"{where} names heads the model does not train: {sorted(unknown)}")
+                raise ValueError(
+                    f"{where} names heads the model does not train: {sorted(unknown)} "
+                    f"(model.heads: {sorted(heads)}; set {where} to name only those)"
+                )
         return self
 
     def ranking_weights(self) -> dict[str, float]:

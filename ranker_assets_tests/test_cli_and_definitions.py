@@ -128,6 +128,17 @@ def test_config_errors_are_caught_at_load_naming_the_field(
     assert str(path) in str(err.value) and message in str(err.value)
 
 
+def test_a_config_error_is_a_message_and_exit_code_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_config(tmp_path, model__heads=["click"])  # primary_head left at repin
+    args = ["--config", str(path), "check-logs", "--start", "2026-11-01"]
+    assert main([*args, "--landing", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("config error: ") and "gates.primary_head" in out
+    assert "model.heads: ['click']" in out
+
+
 def test_paths_resolve_against_the_config_file(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path.parent)  # not the repository, not the config's folder
     cfg = load_config(_write_config(tmp_path))
