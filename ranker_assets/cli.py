@@ -8,13 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ranker_assets.config import ConfigError, load_config, ranker_home
-from ranker_assets.hybrid_logging.contract import (
-    ContractError,
-    event_log_schema,
-    feature_log_schema,
-    validate,
-)
-from ranker_assets.hybrid_logging.landing import read_event_log, read_feature_log
+from ranker_assets.ingestion import IngestionError, event_log_spec, feature_log_spec, ingest_day
 from ranker_assets.world.simulator import simulate_to_landing
 
 
@@ -52,31 +46,50 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _check_logs(args: argparse.Namespace) -> int:
-    """Validate landed days against the log contract; readable errors, exit 1 on any problem."""
+    """Screen landed days exactly as ingestion will (the same reader and contract), without
+    writing anything; exit 1 where ingestion would block a day or cannot read it."""
     cfg = load_config(args.config)
     landing = Path(args.landing) if args.landing else ranker_home() / "landing"
-    checks = (
-        (
-            "feature_log",
-            lambda ds: read_feature_log(landing, ds).to_pandas(),
-            feature_log_schema(cfg.features, cfg.vocabulary),
-        ),
-        ("event_log", lambda ds: read_event_log(landing, ds), event_log_schema(cfg.vocabulary)),
-    )
+    vocab, tz = cfg.vocabulary, cfg.timezone
+    specs = (feature_log_spec(cfg.features, vocab, tz), event_log_spec(vocab, tz))
+    bound = cfg.ingestion.quarantine_error_share
     problems = 0
     for i in range(args.days):
-        ds = date.fromisoformat(args.start) + timedelta(days=i)
-        for log, read, schema in checks:
+        ds = str(date.fromisoformat(args.start) + timedelta(days=i))
+        for spec in specs:
             try:
-                frame = read(ds)
-                validate(frame, schema)
-                print(f"{ds} {log}: ok ({len(frame):,} rows)")
-            except ContractError as err:
+                result = ingest_day(landing, spec, ds)
+            except (IngestionError, ValueError) as err:
                 problems += 1
-                print(f"{ds} {err}")
-            except (FileNotFoundError, ValueError) as err:
+                print(f"{ds} {spec.name}: cannot be read: {err}")
+                continue
+            if result.files == 0:
                 problems += 1
-                print(f"{ds} {log}: cannot be read: {err}")
+                print(f"{ds} {spec.name}: cannot be read: no {spec.name} files under {landing}")
+                continue
+            counts = (
+                f"{result.rows_in:,} rows: {result.kept:,} kept, {result.quarantined:,} "
+                f"quarantined, {result.duplicates:,} duplicates"
+            )
+            if not result.quarantined:
+                print(f"{ds} {spec.name}: ok ({counts})")
+                continue
+            blocks = result.quarantine_share > bound or result.kept == 0
+            problems += blocks
+            verdict = "ingestion would block the day" if blocks else "ingestion would warn"
+            print(
+                f"{ds} {spec.name} violates the log contract ({counts}; "
+                f"{result.quarantine_share:.1%} quarantined, bound {bound:.1%}: {verdict})"
+            )
+            quarantine = result.quarantine.to_pandas()
+            for (rule, column), rows in quarantine.groupby(
+                ["rule", quarantine["column"].fillna("")], sort=True
+            ):
+                first = rows.iloc[0]
+                print(
+                    f"  {len(rows):>8,} x {rule}({column}): {first['detail']}; "
+                    f"e.g. {str(first['raw_payload'])[:160]}"
+                )
     return 1 if problems else 0
 
 

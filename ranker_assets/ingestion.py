@@ -267,6 +267,29 @@ def _exact_int(v: object) -> int | None:
     return int(f) if np.isfinite(f) and f == np.round(f) else None
 
 
+# The config key that most often explains a rejected column: a log written by another stack
+# usually differs from the config in its id type, its policy names or its optional columns.
+_LIKELY_FIX = {
+    "request_id": "vocabulary.id_type",
+    "pin_id": "vocabulary.id_type",
+    "user_id": "vocabulary.id_type",
+    "query_pin_id": "vocabulary.id_type or vocabulary.query_column",
+    "policy": "vocabulary.policies / vocabulary.randomized_policy",
+    "event_type": "vocabulary.impression_event / vocabulary.label_events",
+    "platform": "vocabulary.platforms",
+    "content_type": "vocabulary.content_types",
+}
+
+
+def likely_fix(rule: str, column: str | None, timezone: str) -> str | None:
+    """The config setting to check first for quarantined rows of `rule` on `column`."""
+    if rule == "outside_partition":
+        return f"timezone ({timezone}), or rows landed in another day's folder"
+    if rule in ("wrong_type", "contract", "missing_column") and column in _LIKELY_FIX:
+        return _LIKELY_FIX[column]
+    return None
+
+
 def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Split raw rows into (valid typed rows, quarantine records, number of duplicates dropped)."""
     reason = pd.Series(None, index=df.index, dtype=object)
@@ -346,13 +369,19 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
             .strip()
             .split("\n")
         )
+    hints = [
+        likely_fix(r, c if isinstance(c, str) else None, spec.timezone)
+        for r, c in zip(reason[bad], column[bad], strict=True)
+    ]
     quarantine = pd.DataFrame(
         {
             "source_file": df.loc[bad, "_source_file"],
             "row_number": df.loc[bad, "_row_number"],
             "rule": reason[bad],
             "column": column[bad],
-            "detail": detail[bad],
+            "detail": [
+                f"{d}; check {h}" if h else d for d, h in zip(detail[bad], hints, strict=True)
+            ],
             "raw_payload": raw_payload[bad],
         }
     )

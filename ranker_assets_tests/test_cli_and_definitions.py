@@ -10,6 +10,7 @@ import yaml
 from ranker_assets.cli import main
 from ranker_assets.config import DEFAULT_CONFIG_PATH, ConfigError, RankerConfig, load_config
 from ranker_assets.definitions import build_definitions, defs
+from ranker_assets.ingestion import event_log_spec, ingest_day
 from ranker_assets.partitions import ds_and_config
 from ranker_assets.sampling.config import SamplingConfigError
 
@@ -81,8 +82,36 @@ def test_check_logs_cli_passes_clean_logs_and_names_what_is_broken(
     )
     assert main(["check-logs", "--start", ds, "--landing", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "event_log violates the log contract" in out and "'event_type'" in out and "swipe" in out
+    assert f"{ds} event_log violates the log contract (1 rows: 0 kept, 1 quarantined" in out
+    assert "ingestion would block the day" in out
+    assert "1 x contract(event_type)" in out and "swipe" in out
+    assert "check vocabulary.impression_event / vocabulary.label_events" in out
     assert f"{ds} feature_log: cannot be read: no feature_log files" in out
+
+
+def test_check_logs_and_ingestion_read_logs_the_same_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """String ids that look numeric are strings to both (one reader, one contract), and ids
+    of the wrong type point at vocabulary.id_type."""
+    ds = "2026-11-01"
+    folder = tmp_path / "landing" / "event_log" / f"ds={ds}"
+    folder.mkdir(parents=True)
+    (folder / "events.jsonl").write_text(
+        '{"event_id": "e1", "request_id": "r1", "pin_id": "14", "user_id": "u1", '
+        '"event_type": "click", "position": 0, "timestamp": "' + ds + 'T01:00:00.000Z"}\n'
+    )
+    bandit = DEFAULT_CONFIG_PATH.parent / "examples" / "bandit_ranker.yaml"
+    args = ["--config", str(bandit), "check-logs", "--start", ds]
+    main([*args, "--landing", str(tmp_path / "landing")])
+    out = capsys.readouterr().out
+    assert f"{ds} event_log: ok (1 rows: 1 kept, 0 quarantined" in out, out
+    ingested = ingest_day(tmp_path / "landing", event_log_spec(load_config(bandit).vocabulary), ds)
+    assert ingested.kept == 1 and ingested.valid["pin_id"].to_pylist() == ["14"]
+    # The closeup ranker's ids are int64: the same file is quarantined by both, with the fix.
+    main(["check-logs", "--start", ds, "--landing", str(tmp_path / "landing")])
+    out = capsys.readouterr().out
+    assert "wrong_type(request_id)" in out and "check vocabulary.id_type" in out, out
 
 
 def _write_config(tmp_path: Path, **changes: object) -> Path:
