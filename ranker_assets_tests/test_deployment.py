@@ -40,7 +40,7 @@ from ranker_assets.deployment import (
     deploy_day,
     rollback,
 )
-from ranker_assets.evaluation.data_validation import DataValidationError
+from ranker_assets.evaluation.data_validation import DataValidationError, validate_window
 from ranker_assets.evaluation.gates import judge
 from ranker_assets.evaluation.offline import ALL
 from ranker_assets.evaluation.report import (
@@ -585,3 +585,30 @@ def test_a_regression_on_the_randomized_rows_alone_fails_no_regression(story: St
             where,
         )
     )
+
+
+def test_small_data_is_said_not_hidden(story: Story) -> None:
+    """Too few positives reads "insufficient" on every gate; the challenger's own metrics have
+    intervals; a window with no days before it says its shift was not judged."""
+    report = story.reports["legacy"]
+    m = report.metrics
+    few = m.assign(
+        sufficient=np.where(m["metric"] == "calibration", False, m["sufficient"]),
+        positives=np.where(m["metric"] == "calibration", 12, m["positives"]),
+    )
+    sanity = {h: {"nan_share": 0.0, "score_std": 1.0} for h in report.heads}
+    gates = judge(few, sanity, report.serving, story.cfg.gates, report.heads, True)
+    calibration = [g for g in gates if g.family == "calibration"]
+    assert calibration and all(not g.passed for g in calibration)
+    assert all(
+        "insufficient positives (on 12 positives; needs 30)" in g.detail for g in calibration
+    )
+    own = m[(m["model"] == "challenger") & (m["metric"] == "auc") & (m["slice"] == ALL)]
+    assert ((own["ci_low"] <= own["value"]) & (own["value"] <= own["ci_high"])).all()
+    assert f"| click | auc | {own[own['head'] == 'click']['value'].iloc[0]:.4f} [" in (
+        report.markdown()
+    )
+    first = validate_window(story.lake, story.cfg, "legacy", [D1])
+    (shift,) = [c for c in first.checks if c["kind"] == "shift"]
+    assert str(shift["value"]).startswith("not judged: no sampled day of 'legacy'")
+    assert "not judged" in first.markdown()

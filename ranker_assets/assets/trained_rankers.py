@@ -85,6 +85,13 @@ def build_trained_ranker_assets(
                 ),
                 **{f"rows_{k}": v for k, v in trained.outcome.rows.items()},
                 **{f"holdout_{k}": round(v, 4) for k, v in holdout.items()},
+                # A holdout AUC on a handful of positives is noise: say which heads rest on few.
+                "holdout_insufficient": ", ".join(
+                    f"{h} ({int(holdout[f'positives_{h}'])} positives < {cfg.gates.min_positives})"
+                    for h in cfg.model.heads
+                    if holdout[f"positives_{h}"] < cfg.gates.min_positives
+                )
+                or "none",
             },
         )
 

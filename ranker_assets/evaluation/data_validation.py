@@ -117,6 +117,18 @@ def validate_window(
     candidates = [str(first - timedelta(days=i)) for i in range(gates.reference_days, 0, -1)]
     reference = [d for d in candidates if lake.has_data(SAMPLED_TABLE, d, config=config)]
     if not reference:
+        # Said, not skipped silently: a log no longer than the window has nothing to compare.
+        checks.append(
+            {
+                "day": f"{days[0]}..{days[-1]}",
+                "kind": "shift",
+                "name": "all columns",
+                "value": f"not judged: no sampled day of {config!r} in the "
+                f"{gates.reference_days} days before the window",
+                "bound": "-",
+                "passed": True,
+            }
+        )
         return WindowValidation(list(days), [], checks, problems)
     heads = list(cfg.model.heads)
     columns = [

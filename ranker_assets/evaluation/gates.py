@@ -92,7 +92,9 @@ def judge(
         pos = f"on {int(auc['positives'])} positives"
         if g.min_auc is not None:
             ok = sufficient(auc) and auc["value"] >= g.min_auc
-            detail = pos if auc["sufficient"] else f"{insufficient} ({pos})"
+            detail = (
+                pos if auc["sufficient"] else f"{insufficient} ({pos}; needs {gates.min_positives})"
+            )
             out.append(
                 Gate("absolute", f"auc {head}", auc["value"], f">= {g.min_auc:g}", ok, detail)
             )
@@ -104,6 +106,8 @@ def judge(
                 value, ok, detail = float("nan"), False, f"no rows in {calibration_slice}"
             else:
                 value, detail = cal["value"], f"on {int(cal['positives'])} positives"
+                if not cal["sufficient"]:
+                    detail = f"{insufficient} ({detail}; needs {gates.min_positives})"
                 ok = sufficient(cal) and low <= value <= high
             out.append(
                 Gate(

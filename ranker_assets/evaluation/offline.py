@@ -93,6 +93,15 @@ def slice_masks(frame: pd.DataFrame, slices: Sequence[SliceSpec]) -> dict[str, n
     return {name: mask for name, mask in masks.items() if mask.any()}
 
 
+def _bootstrap_interval(values: np.ndarray, tail: float) -> tuple[float, float]:
+    """The (tail, 1 - tail) quantiles of the replicates (values[1:]; values[0] is the point)."""
+    replicates = values[1:][np.isfinite(values[1:])]
+    if not len(replicates):
+        return float("nan"), float("nan")
+    low, high = np.quantile(replicates, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 def compare_models(
     rows: pd.DataFrame,
     scores: Mapping[str, pd.DataFrame],
@@ -103,7 +112,8 @@ def compare_models(
     """Metric rows (model, head, slice, metric, value, positives, sufficient, ci_low, ci_high).
 
     `scores` maps "challenger" (and "champion" when there is one) to frames of `p_<head>`
-    aligned with `rows`. Differences (challenger - champion) get a paired bootstrap interval.
+    aligned with `rows`. Every value gets a bootstrap interval over requests; differences
+    (challenger - champion) a paired one.
     """
     codes = pd.factorize(rows["request_id"])[0]
     mult = request_multipliers(
@@ -136,22 +146,26 @@ def compare_models(
                     "sufficient": positives >= min_positives,
                 }
                 for model, values in batches.items():
-                    out.append({**base, "model": model, "value": float(values[metric][0])})
+                    low, high = _bootstrap_interval(values[metric], tail)
+                    out.append(
+                        {
+                            **base,
+                            "model": model,
+                            "value": float(values[metric][0]),
+                            "ci_low": low,
+                            "ci_high": high,
+                        }
+                    )
                 if CHAMPION in batches:
                     diff = batches[CHALLENGER][metric] - batches[CHAMPION][metric]
-                    replicates = diff[1:][np.isfinite(diff[1:])]
-                    low, high = (
-                        np.quantile(replicates, [tail, 1 - tail])
-                        if len(replicates)
-                        else (np.nan, np.nan)
-                    )
+                    low, high = _bootstrap_interval(diff, tail)
                     out.append(
                         {
                             **base,
                             "model": DIFFERENCE,
                             "value": float(diff[0]),
-                            "ci_low": float(low),
-                            "ci_high": float(high),
+                            "ci_low": low,
+                            "ci_high": high,
                         }
                     )
     frame = pd.DataFrame(out)

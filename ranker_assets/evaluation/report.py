@@ -205,7 +205,8 @@ class ValidationReport:
             f"{self.rows:,} rows of {self.requests:,} requests on {self.eval_day}, "
             "never trained on.",
             "",
-            "| head | metric | challenger | champion | difference [interval] | positives |",
+            "| head | metric | challenger [interval] | champion | difference [interval] "
+            "| positives |",
             "|---|---|---|---|---|---|",
         ]
         metrics = list(dict.fromkeys(self.metrics["metric"]))
@@ -216,7 +217,7 @@ class ValidationReport:
                 df = self._metric(DIFFERENCE, head, metric)
                 insufficient = "" if ch["sufficient"] else " (insufficient)"
                 lines.append(
-                    f"| {head} | {metric} | {ch['value']:.4f} | "
+                    f"| {head} | {metric} | {_interval(ch.value, ch.ci_low, ch.ci_high)} | "
                     f"{'-' if cp is None else f'{cp.value:.4f}'} | "
                     f"{'-' if df is None else _interval(df.value, df.ci_low, df.ci_high, True)} | "
                     f"{int(ch['positives'])}{insufficient} |"

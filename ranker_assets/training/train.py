@@ -176,6 +176,7 @@ def train_ranker(
     w = check.weights.numpy()
     holdout = {f"auc_{h}": auc for h, auc in _auc_per_head(heads, hold_logits, hold).items()}
     for i, h in enumerate(heads):
+        holdout[f"positives_{h}"] = float(hold.labels[:, i].sum())  # what the AUC rests on
         for kind, probs in check_probs.items():
             holdout[f"pred_over_actual_{kind}_{h}"] = calibration_ratio(
                 check.labels[:, i].numpy(), probs[:, i].numpy(), w
