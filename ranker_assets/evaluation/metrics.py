@@ -67,6 +67,12 @@ def top_k_mask(request_codes: np.ndarray, scores: np.ndarray, k: int) -> np.ndar
     return ranks_within(request_codes, scores) < k
 
 
+def judged_requests(codes: np.ndarray, y: np.ndarray, n_req: int, k: int) -> np.ndarray:
+    """Requests HIT@k can judge: with a positive, and with more than k rows to rank."""
+    has_pos = np.bincount(codes, weights=y, minlength=n_req) > 0
+    return has_pos & (np.bincount(codes, minlength=n_req) > k)
+
+
 def hit_at_k(
     request_codes: np.ndarray,
     labels: np.ndarray,
@@ -76,15 +82,17 @@ def hit_at_k(
 ) -> tuple[float, int]:
     """Share of requests with a positive whose top-k rows hold one; and how many requests count.
 
+    A request of k rows or fewer cannot miss, whatever the scores: it does not count (logs of
+    one item per slot would otherwise read HIT@k = 1 for every model).
     `request_codes` are 0..R-1; `request_weights` (length R) re-weights requests (bootstrap).
     """
     y = np.asarray(labels, dtype=bool)
     n_req = int(request_codes.max()) + 1 if len(request_codes) else 0
-    has_pos = np.bincount(request_codes, weights=y, minlength=n_req) > 0
+    has_pos = judged_requests(request_codes, y, n_req, k)
     hit = np.bincount(
         request_codes, weights=y & top_k_mask(request_codes, scores, k), minlength=n_req
     )
     rw = np.ones(n_req) if request_weights is None else request_weights
     denom = float((rw * has_pos).sum())
-    value = float((rw * (hit > 0)).sum() / denom) if denom else float("nan")
+    value = float((rw * ((hit > 0) & has_pos)).sum() / denom) if denom else float("nan")
     return value, int(has_pos.sum())

@@ -50,6 +50,25 @@ def _per_request(
     return np.bincount(flat, weights=values[keep], minlength=n_req * width).reshape(n_req, width)
 
 
+def why_not_estimable(logged: pd.DataFrame, k: int) -> str | None:
+    """Why no model's top-k value can be estimated from these randomized rows, if it cannot.
+
+    The estimators rank every logged candidate of a request by the model's scores. When each
+    request logs no more than k candidates (one shown item per slot, the usual bandit log),
+    every model's top k is the logged set: an estimate would not depend on the model.
+    """
+    if logged.empty:
+        return "no randomized rows on this day"
+    most = int(logged.groupby("request_id").size().max())
+    if most <= k:
+        return (
+            f"each randomized request logs at most {most} candidate(s) (one per slot), so any "
+            f"model's top {k} is the logged set: a value of the model cannot be computed from "
+            "these logs (it needs every candidate a request could have shown)"
+        )
+    return None
+
+
 def slate_estimates(
     logged: pd.DataFrame,
     scores: np.ndarray,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ranker_assets.config import EvaluationConfig, SliceSpec
-from ranker_assets.evaluation.metrics import top_k_mask
+from ranker_assets.evaluation.metrics import judged_requests, top_k_mask
 
 CHALLENGER, CHAMPION, DIFFERENCE = "challenger", "champion", "difference"
 ALL = "all"
@@ -49,7 +49,7 @@ def metric_batch(
     pc = np.clip(p, 1e-7, 1 - 1e-7)
     row_loss = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
     n_req = mult.shape[1]
-    has_pos = np.bincount(codes, weights=y, minlength=n_req) > 0
+    has_pos = judged_requests(codes, y, n_req, k)
     hit = (np.bincount(codes, weights=y * top_k_mask(codes, p, k), minlength=n_req) > 0) & has_pos
     for lo in range(0, len(mult), _CHUNK):
         m = mult[lo : lo + _CHUNK]

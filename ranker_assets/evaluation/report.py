@@ -28,7 +28,7 @@ from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
 from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
 from ranker_assets.evaluation.latency import measure
-from ranker_assets.evaluation.off_policy import slate_estimates
+from ranker_assets.evaluation.off_policy import slate_estimates, why_not_estimable
 from ranker_assets.evaluation.offline import ALL, CHALLENGER, CHAMPION, DIFFERENCE, compare_models
 from ranker_assets.evaluation.plots import (
     auc_by_slice,
@@ -162,6 +162,7 @@ class ValidationReport:
     rows: int
     requests: int
     heads: tuple[str, ...]
+    ope_note: str = ""  # why no off-policy value was computed, when none was
 
     @property
     def passed(self) -> bool:
@@ -227,6 +228,8 @@ class ValidationReport:
             "Calibration of the served model: "
             + ", ".join(f"{h} {s}" for h, s in self.calibration.items()),
         ]
+        if self.ope_note:
+            lines += ["", f"Off-policy values: not computed: {self.ope_note}."]
         if not self.ope.empty:
             lines += [
                 "",
@@ -342,13 +345,14 @@ def validate_challenger(
         truth = randomized[["request_id", "pin_id", "position"]].merge(
             truth[cols], on=["request_id", "pin_id"], how="left"
         )
+    e = cfg.evaluation
+    ope_note = why_not_estimable(randomized, e.top_k)
     for label, pair in models.items():
         module, spec = load_registered(f"models:/{name}/{pair.version}")
         scores[label] = predict_frame(module, impressed, spec)
-        if randomized.empty:
+        if ope_note:
             continue
         served = utility(predict_frame(module, randomized, spec), cfg.ranking_weights())
-        e = cfg.evaluation
         ope = slate_estimates(
             randomized, served, heads, e.top_k, e.bootstrap_samples, e.confidence, e.seed
         )
@@ -392,6 +396,7 @@ def validate_challenger(
         champion=champion,
         metrics=metrics,
         ope=pd.concat(ope_parts, ignore_index=True) if ope_parts else pd.DataFrame(),
+        ope_note=ope_note or "",
         gates=gates,
         calibration=_calibration_status(MlflowClient(), name, challenger.version),
         serving=serving,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ranker_assets.evaluation.metrics import ranks_within
-from ranker_assets.evaluation.off_policy import slate_estimates
+from ranker_assets.evaluation.off_policy import slate_estimates, why_not_estimable
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.simulator import served_days
 from ranker_assets.world.truth import candidates_frame, slate_truth
@@ -118,3 +118,14 @@ def test_pbm_is_unbiased_and_tighter_than_snips_when_rewards_follow_the_position
     width = e["ci_high"] - e["ci_low"]
     assert width["pbm"] < 0.8 * width["snips"]
     assert e.loc["pbm", "matched_rows"] > 4 * e.loc["snips", "matched_rows"]
+
+
+def test_logs_of_one_item_per_slot_are_refused_not_estimated() -> None:
+    """With no more than k logged candidates per request, every model's top k is the logged
+    set: the estimate would not depend on the model, so none is made, and the reason says why."""
+    slots = pd.DataFrame({"request_id": np.repeat(np.arange(50), 3), "position": [0, 1, 2] * 50})
+    reason = why_not_estimable(slots, k=3)
+    assert reason is not None and "at most 3 candidate(s) (one per slot)" in reason
+    assert why_not_estimable(slots.iloc[:0], k=3) == "no randomized rows on this day"
+    wider = pd.concat([slots, pd.DataFrame({"request_id": [0], "position": [3]})])
+    assert why_not_estimable(wider, k=3) is None

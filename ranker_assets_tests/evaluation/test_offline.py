@@ -44,7 +44,11 @@ def test_hit_at_k_counts_requests_with_a_positive_in_their_top_k() -> None:
     y = np.array([0, 0, 1, 1, 0, 0, 0, 0])
     s = np.array([0.9, 0.8, 0.1, 0.9, 0.2, 0.1, 0.5, 0.4])
     assert hit_at_k(codes, y, s, 1) == (0.5, 2)  # request 2 has no positive: not counted
-    assert hit_at_k(codes, y, s, 3) == (1.0, 2)
+    assert hit_at_k(codes, y, s, 2) == (0.5, 2)
+    # Three rows cannot miss a top 3, whatever the scores (one logged item per slot): no
+    # request counts, and the value is n/a rather than a perfect 1.0.
+    value, counted = hit_at_k(codes, y, s, 3)
+    assert np.isnan(value) and counted == 0
 
 
 def test_paired_intervals_separate_a_better_model_and_cover_an_identical_one() -> None:
