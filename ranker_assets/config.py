@@ -304,12 +304,22 @@ class MlflowConfig(_Strict):
     # quote breaks the registry's filter strings, so both are refused when the config loads.
     registered_model: str = Field("closeup_ranker", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
+    # Where links to runs point: "" = the tracking server itself (an http URI), else
+    # $MLFLOW_UI_URL, else where `make mlflow-ui` serves a local store.
+    ui_url: str = ""
+
     def resolved_uri(self) -> str:
         return (
             self.tracking_uri
             or os.environ.get("MLFLOW_TRACKING_URI")
             or f"sqlite:///{ranker_home() / 'mlflow.db'}"
         )
+
+    def resolved_ui_url(self) -> str:
+        uri = self.resolved_uri()
+        server = uri if uri.startswith(("http://", "https://")) else ""
+        local = os.environ.get("MLFLOW_UI_URL") or "http://127.0.0.1:5000"
+        return (self.ui_url or server or local).rstrip("/")
 
 
 class CadenceConfig(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import dagster as dg
+from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
 
 from ranker_assets.assets.deployed_rankers import build_deployment_assets
 from ranker_assets.assets.logged_events import build_logged_event_assets
@@ -54,12 +55,14 @@ def build_definitions(
             owners=list(cfg.owners), tags={**spec.tags, "ranker": cfg.name}
         )
 
+    # Observable sources (landing zones, sampling configs) become the external assets Dagster
+    # would make of them anyway, so they carry owners and tags too.
     assets = [
-        a.map_asset_specs(owned)
-        if isinstance(a, dg.AssetsDefinition)
-        else owned(a)
+        owned(a)
         if isinstance(a, dg.AssetSpec)
-        else a
+        else (
+            create_external_asset_from_source_asset(a) if isinstance(a, dg.SourceAsset) else a
+        ).map_asset_specs(owned)
         for a in built
     ]
     return dg.Definitions(

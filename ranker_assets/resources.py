@@ -47,12 +47,14 @@ class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str = ""
     experiment: str = "closeup_ranker"
     registered_model: str = "closeup_ranker"
+    ui_url: str = ""
 
     def config(self) -> MlflowConfig:
         return MlflowConfig(
             tracking_uri=self.tracking_uri,
             experiment=self.experiment,
             registered_model=self.registered_model,
+            ui_url=self.ui_url,
         )
 
 
@@ -67,5 +69,6 @@ def build_resources(cfg: RankerConfig) -> dict[str, dg.ConfigurableResource]:
             tracking_uri=cfg.mlflow.tracking_uri,
             experiment=cfg.mlflow.experiment,
             registered_model=cfg.mlflow.registered_model,
+            ui_url=cfg.mlflow.ui_url,
         ),
     }

@@ -61,8 +61,15 @@ def test_code_location_loads() -> None:
     assert {"landing/feature_log", "landing/event_log", "deployed_ranker"} <= keys
     dg.Definitions.validate_loadable(defs)  # raises on any definition error
     # In the UI every asset has owners, the ranker's tag and a link to its source.
-    for key in ("feature_log", "ranker_model", "validation_report", "deployed_ranker"):
-        (spec,) = defs.get_assets_def(key).specs
+    for key in (
+        "landing/feature_log",
+        "sampling_config",
+        "feature_log",
+        "ranker_model",
+        "validation_report",
+        "deployed_ranker",
+    ):
+        (spec,) = defs.get_assets_def(dg.AssetKey.from_user_string(key)).specs
         assert spec.owners == ["team:ranking"] and spec.tags["ranker"] == "closeup_ranker"
         assert "dagster/code_references" in spec.metadata
 

@@ -73,9 +73,7 @@ def build_trained_ranker_assets(
                 "version": ref.version,
                 "raw_version": ref.raw_version,
                 "mlflow_run_id": ref.run_id,
-                "mlflow_run": dg.MetadataValue.url(
-                    run_url(run_cfg.mlflow.resolved_uri(), ref.run_id)
-                ),
+                "mlflow_run": dg.MetadataValue.url(run_url(run_cfg.mlflow, ref.run_id)),
                 "mlflow_tracking_uri": run_cfg.mlflow.resolved_uri(),
                 "mlflow_experiment": run_cfg.mlflow.experiment,
                 "window": ", ".join(trained.days),

@@ -85,6 +85,7 @@ def build_validation_assets(
         store_report(lake.lake(), report)
         history = lake.lake().read(METRICS_TABLE, config=sampling.name).to_pandas()
         artifacts, plots = log_report(report, rows, scores, history)
+        challenger_run = client.get_model_version(name, challenger.version).run_id
         return dg.MaterializeResult(
             metadata={
                 "verdict": report.headline(),
@@ -95,9 +96,7 @@ def build_validation_assets(
                 "eval_day": report.eval_day,
                 **{f"auc_{h}": round(report.auc(h), 4) for h in report.heads},
                 "rows": report.rows,
-                "mlflow_run": dg.MetadataValue.url(
-                    run_url(uri, client.get_model_version(name, challenger.version).run_id)
-                ),
+                "mlflow_run": dg.MetadataValue.url(run_url(mlflow.config(), challenger_run)),
                 "mlflow_artifacts": ", ".join(artifacts),
                 "plots": dg.MetadataValue.md(plots),
                 **{

@@ -25,7 +25,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from ranker_assets.config import FeatureSpec
+from ranker_assets.config import FeatureSpec, MlflowConfig
 from ranker_assets.processes import alive, this_host
 from ranker_assets.training.serving import RankerPyfunc, load_module, predict_frame, save_model
 from ranker_assets.training.train import TrainingOutcome
@@ -55,16 +55,11 @@ class RegisteredRanker:
         return f"models:/{self.name}/{self.version}"
 
 
-LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` serves the local sqlite store here
-
-
-def run_url(tracking_uri: str, run_id: str) -> str:
-    """Where to look at a run: the tracking server's page, or the local UI for a sqlite store."""
-    base = (
-        tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
-    )
-    experiment_id = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+def run_url(mlflow_cfg: MlflowConfig, run_id: str) -> str:
+    """Where to look at a run: the tracking server's page, or the configured MLflow UI."""
+    uri = mlflow_cfg.resolved_uri()
+    experiment_id = MlflowClient(uri).get_run(run_id).info.experiment_id
+    return f"{mlflow_cfg.resolved_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def raw_name(name: str) -> str:
