@@ -47,20 +47,23 @@ INGEST_LOOKBACK = timedelta(days=7)
 # A day is joined when its next day's events arrive, so the joinable day is two days back.
 JOIN_LOOKBACK = timedelta(days=2)
 LANDED = (dg.AssetKey(["landing", "feature_log"]), dg.AssetKey(["landing", "event_log"]))
+INGESTED = ("feature_log", "event_log")
 
 
 def newest_landed_day(instance: dg.DagsterInstance, days: Sequence[str]) -> str | None:
     """The newest of `days` observed in a landing zone (observations come from the
-    observe_sources sensor, or from a backfill or the demo observing in-process)."""
+    observe_sources sensor, or from a backfill or the demo observing in-process) or ingested
+    (a day materialized by hand was landed too)."""
     storage = instance.event_log_storage
     observed = set().union(
-        *(storage.get_updated_data_version_partitions(key, days, -1) for key in LANDED)
+        *(storage.get_updated_data_version_partitions(key, days, -1) for key in LANDED),
+        *(instance.get_materialized_partitions(dg.AssetKey(log)) for log in INGESTED),
     )
-    return max(observed, default=None)
+    return max(observed & set(days), default=None)
 
 
 class NearNewestLanded(dg.AutomationCondition):
-    """True for partitions whose day is at most `lookback` before the newest landed day.
+    """True for the `lookback` days of partitions that end with the newest landed day.
 
     Dagster's `in_latest_time_window` counts from the wall clock, so a world whose newest day
     is older than the lookback (the demo's fixed days, a public log) would never run again.
@@ -80,7 +83,7 @@ class NearNewestLanded(dg.AutomationCondition):
 
     @property
     def description(self) -> str:
-        return f"At most {self.lookback.days} days before the newest landed day"
+        return f"One of the {self.lookback.days} days ending with the newest landed day"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         candidates = context.candidate_subset
@@ -89,10 +92,11 @@ class NearNewestLanded(dg.AutomationCondition):
             return dg.AutomationResult(context, candidates)
         keys = candidates.expensively_compute_partition_keys()
         day_of = {k: k.split("|")[-1] for k in keys}  # "config|ds" for day x config partitions
-        newest = newest_landed_day(context.instance, sorted(set(day_of.values())))
+        newest = newest_landed_day(context.asset_graph_view.instance, sorted(set(day_of.values())))
         if newest is None:
             return dg.AutomationResult(context, context.get_empty_subset())
-        first = str(date.fromisoformat(newest) - self.lookback)
+        # As Dagster's lookback counts partitions: `lookback` days end with the newest one.
+        first = str(date.fromisoformat(newest) - self.lookback + timedelta(days=1))
         recent = {k for k, ds in day_of.items() if first <= ds <= newest}
         return dg.AutomationResult(
             context, candidates.compute_intersection_with_partition_keys(recent)

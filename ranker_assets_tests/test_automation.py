@@ -123,6 +123,22 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     assert _requested(rejoined) == {"training_examples": {D2}}
 
 
+def test_recent_counts_from_the_newest_landed_day_not_the_wall_clock(graph) -> None:
+    """Months after its days, a world is as alive as today's: the days it lands run (the
+    demo's fixed days, a replayed public log)."""
+    defs, _, _ = graph
+    later = NOW + timedelta(days=200)
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=later
+        )
+        observe_in_process(defs, instance, None)
+        landed = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=later, cursor=first.cursor
+        )
+    assert _requested(landed) == {"feature_log": {D1, D2}, "event_log": {D1, D2, D3}}
+
+
 def test_a_finished_log_is_joined_once_its_labels_are_final_by_time(tmp_path: Path) -> None:
     """With joiner.labels_final_hours set, a day whose next day never comes is joined on its
     own events once that long has passed; without it, it waits for the next day's events."""
