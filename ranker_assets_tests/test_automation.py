@@ -123,6 +123,23 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     assert _requested(rejoined) == {"training_examples": {D2}}
 
 
+def test_an_observing_tick_says_what_it_recorded(graph) -> None:
+    """Dagster calls a tick without runs "Skipped": its reason says what was recorded."""
+    defs, _, _ = graph
+    (sensor,) = [s for s in defs.sensors if s.name == "observe_sources"]
+    with dg.instance_for_test() as instance:
+        resources = {"landing": defs.resources["landing"], "lake": defs.resources["lake"]}
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        first = sensor(context)
+        again = sensor(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+        )
+    said = first.skip_reason.skip_message
+    assert said.startswith(f"recorded {len(first.asset_events)} observation(s)")
+    assert f"landing/feature_log[{D1}]" in said
+    assert again.skip_reason.skip_message == "nothing changed: no observation recorded"
+
+
 def test_recent_counts_from_the_newest_landed_day_not_the_wall_clock(graph) -> None:
     """Months after its days, a world is as alive as today's: the days it lands run (the
     demo's fixed days, a replayed public log)."""

@@ -133,13 +133,24 @@ def observe_sources_sensor(cfg: RankerConfig, days: dg.PartitionsDefinition) -> 
             if context.cursor
             else recorded_versions(context.instance, list(now))
         )
-        events = [
-            _observation(delta, key, part, version)
+        changed = [
+            (key, part, version)
             for key, parts in now.items()
             for part, version in sorted(parts.items())
             if seen.get(key, {}).get(part) != version
         ]
-        return dg.SensorResult(asset_events=events, cursor=json.dumps(now, sort_keys=True))
+        events = [_observation(delta, key, part, version) for key, part, version in changed]
+        names = [f"{key}[{part}]" for key, part, _ in changed]
+        # Dagster marks every tick without runs "Skipped": the reason says what was recorded.
+        said = (
+            f"recorded {len(events)} observation(s), requested no runs (the automation sensor "
+            f"acts on them): {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}"
+            if events
+            else "nothing changed: no observation recorded"
+        )
+        return dg.SensorResult(
+            asset_events=events, cursor=json.dumps(now, sort_keys=True), skip_reason=said
+        )
 
     return observe_sources
 
