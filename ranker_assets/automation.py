@@ -46,32 +46,31 @@ STAGES = (
 INGEST_LOOKBACK = timedelta(days=7)
 # A day is joined when its next day's events arrive, so the joinable day is two days back.
 JOIN_LOOKBACK = timedelta(days=2)
-LANDED = (dg.AssetKey(["landing", "feature_log"]), dg.AssetKey(["landing", "event_log"]))
-INGESTED = ("feature_log", "event_log")
+# A day's traffic is its feature log; event folders run ahead of it (late client events).
+LANDED = dg.AssetKey(["landing", "feature_log"])
 
 
 def newest_landed_day(instance: dg.DagsterInstance, days: Sequence[str]) -> str | None:
-    """The newest of `days` observed in a landing zone (observations come from the
-    observe_sources sensor, or from a backfill or the demo observing in-process) or ingested
-    (a day materialized by hand was landed too)."""
+    """The newest of `days` whose traffic (feature log) was observed in the landing zone
+    (by the observe_sources sensor, or a backfill or the demo observing in-process) or
+    ingested (a day materialized by hand was landed too)."""
     storage = instance.event_log_storage
-    observed = set().union(
-        *(storage.get_updated_data_version_partitions(key, days, -1) for key in LANDED),
-        *(instance.get_materialized_partitions(dg.AssetKey(log)) for log in INGESTED),
-    )
-    return max(observed & set(days), default=None)
+    landed = storage.get_updated_data_version_partitions(LANDED, days, -1)
+    ingested = instance.get_materialized_partitions(dg.AssetKey("feature_log"))
+    return max((landed | ingested) & set(days), default=None)
 
 
 class NearNewestLanded(dg.AutomationCondition):
-    """True for the `lookback` days of partitions that end with the newest landed day.
+    """True for the `lookback` days of partitions that end with the newest landed day of
+    traffic (and, with `after`, the days after it, which only late events reach).
 
     Dagster's `in_latest_time_window` counts from the wall clock, so a world whose newest day
     is older than the lookback (the demo's fixed days, a public log) would never run again.
     Evaluated in the code server (the automation sensor has `use_user_code_server`).
     """
 
-    def __init__(self, lookback: timedelta) -> None:
-        self.lookback = lookback
+    def __init__(self, lookback: timedelta, after: bool = True) -> None:
+        self.lookback, self.after = lookback, after
 
     @property
     def requires_cursor(self) -> bool:
@@ -79,11 +78,12 @@ class NearNewestLanded(dg.AutomationCondition):
 
     @property
     def name(self) -> str:
-        return f"near_newest_landed(days={self.lookback.days})"
+        return f"near_newest_landed(days={self.lookback.days}, after={self.after})"
 
     @property
     def description(self) -> str:
-        return f"One of the {self.lookback.days} days ending with the newest landed day"
+        later = " (or after it)" if self.after else ""
+        return f"One of the {self.lookback.days} days ending with the newest landed day{later}"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         candidates = context.candidate_subset
@@ -92,12 +92,15 @@ class NearNewestLanded(dg.AutomationCondition):
             return dg.AutomationResult(context, candidates)
         keys = candidates.expensively_compute_partition_keys()
         day_of = {k: k.split("|")[-1] for k in keys}  # "config|ds" for day x config partitions
-        newest = newest_landed_day(context.asset_graph_view.instance, sorted(set(day_of.values())))
+        days = context.asset_graph.get(LANDED).partitions_def.get_partition_keys(
+            current_time=context.evaluation_time
+        )
+        newest = newest_landed_day(context.asset_graph_view.instance, days)
         if newest is None:
             return dg.AutomationResult(context, context.get_empty_subset())
         # As Dagster's lookback counts partitions: `lookback` days end with the newest one.
         first = str(date.fromisoformat(newest) - self.lookback + timedelta(days=1))
-        recent = {k for k, ds in day_of.items() if first <= ds <= newest}
+        recent = {k for k, ds in day_of.items() if ds >= first and (self.after or ds <= newest)}
         return dg.AutomationResult(
             context, candidates.compute_intersection_with_partition_keys(recent)
         )
@@ -138,12 +141,14 @@ def labels_mature(final_hours: float | None = None) -> dg.AutomationCondition:
     """A day is joined once its features and the events of the day and the next are ingested.
 
     The Joiner's dependency on event_log[D+1] blocks it while that day is missing; the newest
-    day is never joined, since its next day is not over (its partition does not exist yet).
-    With `joiner.labels_final_hours` set (a finished log has no next day), a day whose next day
-    ended that long ago is joined on its own events; partitions roll daily, so the wait is
-    rounded up to whole days (the Joiner re-checks the exact hours when it runs).
+    day is never joined, since its next day is not over: neither the wall clock's newest
+    partition nor the newest day of landed traffic (an old world's next day may hold only
+    late events of it). With `joiner.labels_final_hours` set (a finished log has no next day),
+    a day whose next day ended that long ago is joined on its own events; partitions roll
+    daily, so the wait is rounded up to whole days (the Joiner re-checks the exact hours when
+    it runs).
     """
-    ready = _deps_ready()
+    ready = _deps_ready() & ~NearNewestLanded(timedelta(days=1), after=False)
     lookback = JOIN_LOOKBACK
     if final_hours is not None:
         days_after = math.ceil(final_hours / 24)

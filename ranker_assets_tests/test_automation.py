@@ -37,7 +37,9 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
             "sampling": base.sampling.model_copy(update={"configs_dir": str(root / "sampling")})
         }
     )
-    simulate_to_landing(cfg.world, cfg.logging, root / "landing", START, 2, 600, SEED)
+    # Three days of traffic (late events reach the two days after): the world's newest day
+    # is D3, the day before NOW, as on a live system.
+    simulate_to_landing(cfg.world, cfg.logging, root / "landing", START, 3, 600, SEED)
     resources = {
         "lake": LakeResource(root=str(root / "lake")),
         "landing": LandingResource(path=str(root / "landing")),
@@ -82,7 +84,8 @@ def test_the_sensors_are_declared_and_running_by_default(graph) -> None:
 
 def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(graph) -> None:
     defs, instance, landing = graph
-    assert set(day_fingerprints(landing, "event_log")) == {D1, D2, D3}  # D3: late events only
+    late = {str(START + timedelta(days=i)) for i in (3, 4)}  # late events only; not over yet
+    assert set(day_fingerprints(landing, "event_log")) == {D1, D2, D3, *late}
     # Nothing observed yet: nothing to ingest.
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
     assert _requested(first) == {}
@@ -94,10 +97,11 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     )
     # Every landed day is ingested. Nothing is joined in the same pass: a join's run could
     # start before the runs that write its inputs.
-    assert _requested(landed) == {"feature_log": {D1, D2}, "event_log": {D1, D2, D3}}
+    assert _requested(landed) == {"feature_log": {D1, D2, D3}, "event_log": {D1, D2, D3}}
     _materialize(defs, instance, _requested(landed))
-    # Then D2 is joined (its next day's events are in). D3 has no traffic of its own (no
-    # feature log): never joined; D1 is older than the join's lookback: a backfill's job.
+    # Then D2 is joined (its next day's events are in). D3 is the newest day: its next day is
+    # not over; D1 is older than the join's lookback (two days ending with the newest day of
+    # traffic): a backfill's job.
     joined = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=NOW, cursor=landed.cursor
     )
@@ -153,7 +157,9 @@ def test_recent_counts_from_the_newest_landed_day_not_the_wall_clock(graph) -> N
         landed = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=later, cursor=first.cursor
         )
-    assert _requested(landed) == {"feature_log": {D1, D2}, "event_log": {D1, D2, D3}}
+    # (the days of late events are over by now too: they are ingested as well)
+    every = {str(START + timedelta(days=i)) for i in range(5)}
+    assert _requested(landed) == {"feature_log": {D1, D2, D3}, "event_log": every}
 
 
 def test_a_finished_log_is_joined_once_its_labels_are_final_by_time(tmp_path: Path) -> None:
