@@ -194,6 +194,9 @@ def ranker_home_with_history(
     raw["sampling"]["configs_dir"] = str(sampling)
     for section, values in overrides.items():
         raw[section].update(values)
+    # The home's own MLflow store, named in its config: never whatever MLFLOW_TRACKING_URI this
+    # process holds (`mlflow.set_tracking_uri` rewrites it for the whole process).
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
     config = root / "ranker.yaml"
     config.write_text(yaml.safe_dump(raw))
     (root / "dagster").mkdir()
@@ -203,6 +206,7 @@ def ranker_home_with_history(
         "RANKER_HOME": str(root),
         "RANKER_CONFIG": str(config),
         "DAGSTER_HOME": str(root / "dagster"),
+        "MLFLOW_TRACKING_URI": raw["mlflow"]["tracking_uri"],
     }
     cfg = load_config(config)
     simulate_to_landing(cfg.world, cfg.logging, root / "landing", first, days, requests, seed)
