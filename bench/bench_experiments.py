@@ -1,7 +1,7 @@
 """The article's claims, measured against the simulator's ground truth, arms side by side.
 
 Run: .venv/bin/python bench/bench_experiments.py [--requests 20000] [--days 5]
-     [--cadence-days 28] [--cadence-requests 10000] [--plots docs/results]
+     [--eval-requests 20000]
 Prints markdown (tables and plot links) for docs/results.md; `--quick` runs small.
 Every arm uses the same seeds and days; models are judged on the day after their window,
 served in uniform random order (free of position bias), against the oracle's AUC. How good
@@ -15,16 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from ranker_assets.config import load_config
 from ranker_assets.experiments import (
     Scale,
-    cadence_experiment,
     calibration_experiment,
     evaluation_bias,
     logging_experiment,
@@ -32,8 +27,6 @@ from ranker_assets.experiments import (
     teacher_experiment,
 )
 from ranker_assets.spark_session import get_spark
-
-CADENCES = {"frozen": None, "bi-weekly": 14, "weekly": 7, "every 3 days": 3, "daily": 1}
 
 
 def table(frame: pd.DataFrame, digits: int = 4) -> str:
@@ -53,19 +46,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--eval-requests", type=int, default=20_000)
-    parser.add_argument("--cadence-days", type=int, default=28)
-    parser.add_argument("--cadence-requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--plots", type=Path, default=Path("docs/results"))
     parser.add_argument("--quick", action="store_true", help="small scale, for a smoke run")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.days, args.eval_requests = 4000, 3, 6000
-        args.cadence_days, args.cadence_requests = 12, 3000
     cfg = load_config()
-    heads = cfg.model.heads
     scale = Scale(args.requests, args.days, args.eval_requests, args.seed)
-    args.plots.mkdir(parents=True, exist_ok=True)
     spark = get_spark(cfg.spark)
     print(
         f"Scale: {args.requests:,} requests/day, a {args.days}-day window, judged on "
@@ -126,43 +113,6 @@ def main() -> None:
             ):
                 wide = part.pivot(index="model", columns="head", values=value)
                 print(f"On a day served {served}, {what}:\n\n{table(wide)}\n")
-
-        t = time.perf_counter()
-        cscale = Scale(args.cadence_requests, args.days, args.cadence_requests, args.seed)
-        days = cadence_experiment(spark, cfg, root / "cadence", cscale, args.cadence_days, CADENCES)
-        section(f"4. Refresh cadence over {args.cadence_days} simulated days with drift", t)
-        mean = days.pivot_table(index="cadence", columns="head", values="auc", aggfunc="mean")
-        print(
-            "Mean replay AUC per head over the days after the first window:\n\n"
-            + table(mean.reindex([*CADENCES, "oracle"]))
-            + "\n"
-        )
-        primary = cfg.gates.primary_head
-        fig, axes = plt.subplots(1, len(heads), figsize=(4 * len(heads), 3.4), squeeze=False)
-        for ax, head in zip(axes[0], heads, strict=True):
-            for name in [*CADENCES, "oracle"]:
-                sel = days[(days["cadence"] == name) & (days["head"] == head)]
-                ax.plot(
-                    sel["day"].str[5:],
-                    sel["auc"],
-                    label=name,
-                    linestyle="--" if name == "oracle" else "-",
-                )
-            ax.set_title(f"replay AUC {head}")
-            ax.tick_params(axis="x", rotation=60, labelsize=6)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(args.plots / "cadence_auc.png", dpi=80)
-        plt.close(fig)
-        print(f"![replay AUC per day and cadence]({args.plots.name}/cadence_auc.png)\n")
-        eng = days[days["head"] == primary].pivot_table(
-            index="cadence", values="engagement", aggfunc="mean"
-        )
-        print(
-            f"Mean online {primary}s per request when each cadence's ranker serves:\n\n"
-            + table(eng.reindex(list(CADENCES)))
-            + "\n"
-        )
 
         t = time.perf_counter()
         quality = teacher_experiment(spark, cfg, root / "teacher", scale)

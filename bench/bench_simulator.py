@@ -13,13 +13,15 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 from ranker_assets.config import load_config
 from ranker_assets.hybrid_logging.landing import write_day
 from ranker_assets.hybrid_logging.logger import log_day
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
-from ranker_assets.world.traffic import simulate_day
+from ranker_assets.world.traffic import ServedDay, simulate_day
 
 
 def main() -> None:
@@ -77,6 +79,25 @@ def main() -> None:
         f"\nhybrid / full feature log: rows {h.rows / full.rows:.3f},"
         f" bytes {h.bytes / full.bytes:.3f}"
     )
+    print_catalogue(served)
+
+
+def print_catalogue(served: ServedDay) -> None:
+    """How old the served candidates are, and how engaging by age (docs/world.md)."""
+    age = served.features["pin_age_days"]
+    print("\nServed candidates by pin age (the living catalogue):\n")
+    print(f"{'age':<14}{'share':>8}{'p(click)':>10}{'p(repin)':>10}{'no counts':>11}")
+    bands = [(0, 1), (1, 3), (3, 7), (7, 30), (30, 105), (105, np.inf)]
+    for lo, hi in bands:
+        sel = (age >= lo) & (age < hi)
+        print(
+            f"{f'[{lo}, {hi}) days':<14}{sel.mean():>8.3f}"
+            f"{served.truth['p_click'][sel].mean():>10.4f}"
+            f"{served.truth['p_repin'][sel].mean():>10.4f}"
+            f"{(served.features['pin_popularity'][sel] == 0).mean():>11.3f}"
+        )
+    distinct = len(np.unique(served.pin_id))
+    print(f"\nmedian age {np.median(age):.0f} days; distinct pins {distinct:,}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 from stage_memory import run_peak
 
 REPO = Path(__file__).resolve().parents[1]
+PLOTTING = {"cadence", "learning_curve"}  # benches that take --plots
 # name (bench/bench_<script>.py), title, full-scale arguments, quick arguments, markdown out
 BENCHES = [
     (
@@ -33,6 +34,13 @@ BENCHES = [
         "Experiments: the article's claims against ground truth",
         [],
         ["--quick"],
+        True,
+    ),
+    (
+        "cadence",
+        "Refresh cadence in the living world, at three levels of churn",
+        [],
+        ["--days", "12", "--requests", "3000", "--churn", "1"],
         True,
     ),
     (
@@ -204,7 +212,7 @@ def main() -> None:
             continue
         path = script(name)
         argv = [sys.executable, str(path.relative_to(REPO)), *(quick if args.quick else full)]
-        if markdown:
+        if name in PLOTTING:
             # Their plots go to docs/results/ (or results_quick/), beside the markdown.
             argv += ["--plots", str(out.with_suffix("").relative_to(REPO))]
         shown = " ".join([".venv/bin/python", *argv[1:]])

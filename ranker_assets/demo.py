@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import mlflow
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.assets.observations import observe_in_process
@@ -34,6 +35,7 @@ from ranker_assets.evaluation.report import training_day
 from ranker_assets.world.simulator import simulate_to_landing
 
 REPLAY_REQUESTS = 4000
+DAILY_REPLAY_REQUESTS = 2000
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -50,6 +52,8 @@ class DayRow:
     gate: str = "-"
     champion: str = "-"
     engagement: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Replay AUC of the primary head on this day, randomized: serving champion/heuristic/oracle.
+    replay: str = "-"
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
@@ -148,31 +152,56 @@ def _engagement(row: DayRow) -> str:
     )
 
 
-def print_table(rows: list[DayRow], heads: tuple[str, ...]) -> None:
+def print_table(rows: list[DayRow], heads: tuple[str, ...], primary: str) -> None:
     print("\n== the closed loop, per day ==")
-    print(f"AUC on the next day: {' '.join(heads)}; engagement: champion vs holdout (previous)")
+    print(
+        f"AUC on the next day: {' '.join(heads)}; replay: {primary} AUC of the day's serving "
+        "champion / heuristic / oracle on the day in random order; engagement: champion vs "
+        "holdout (previous)"
+    )
     header = f"{'ds':<12}{'served by':<34}{'logged':>8}{'sampled':>9}{'ranker':>8}"
-    print(header + f"  {'AUC':<28}{'gate':<6}{'champion':<16}engagement")
+    print(header + f"  {'AUC':<28}{'gate':<6}{'champion':<16}{'replay':<22}engagement")
     for r in rows:
         sampled = f"{r.sampled:,}" if r.sampled is not None else "-"
         print(
             f"{r.ds:<12}{r.served_by[:33]:<34}{r.logged:>8,}{sampled:>9}{r.version:>8}  "
-            f"{r.aucs:<28}{r.gate:<6}{r.champion:<16}{_engagement(r)}"
+            f"{r.aucs:<28}{r.gate:<6}{r.champion:<16}{r.replay:<22}{_engagement(r)}"
         )
 
 
-def print_replay_evaluation(cfg: RankerConfig, seed: int, day: date) -> None:
-    """Per-head AUC of the champion on a later day served in random order, vs the oracle."""
-    client = MlflowClient(cfg.mlflow.resolved_uri())
+def champion_replay(
+    cfg: RankerConfig, client: MlflowClient, seed: int, day: date, requests: int
+) -> tuple[str, pd.DataFrame] | None:
+    """The serving champion's per-head AUC on `day` served in random order, beside the
+    heuristic and the oracle (None before a champion serves)."""
     champion = alias_pair(client, cfg.mlflow.registered_model)
     if champion is None:
-        print("\nno champion was deployed")
-        return
-    frame = replay_day(cfg, seed, day, REPLAY_REQUESTS)
+        return None
+    frame = replay_day(cfg, seed, day, requests)
     uri = f"models:/{cfg.mlflow.registered_model}/{champion.version}"
     scores = mlflow.pyfunc.load_model(uri).predict(frame[list(cfg.features.inputs)])
-    table = replay_aucs(frame, scores, tuple(scores.columns.str.removeprefix("p_")))
-    print(f"\nchampion v{champion.version}: per-head AUC on {day}, {REPLAY_REQUESTS:,} requests")
+    heads = tuple(scores.columns.str.removeprefix("p_"))
+    return champion.version, replay_aucs(frame, scores, heads)
+
+
+def daily_replay(cfg: RankerConfig, client: MlflowClient, seed: int, day: date) -> str:
+    """One table cell: the primary head's replay AUC of champion / heuristic / oracle."""
+    replay = champion_replay(cfg, client, seed, day, DAILY_REPLAY_REQUESTS)
+    if replay is None:
+        return "-"
+    version, table = replay
+    row = table.loc[cfg.gates.primary_head]
+    return f"v{version} {row['model']:.3f}/{row['heuristic']:.3f}/{row['oracle']:.3f}"
+
+
+def print_replay_evaluation(cfg: RankerConfig, client: MlflowClient, seed: int, day: date) -> None:
+    """Per-head AUC of the champion on a later day served in random order, vs the oracle."""
+    replay = champion_replay(cfg, client, seed, day, REPLAY_REQUESTS)
+    if replay is None:
+        print("\nno champion was deployed")
+        return
+    version, table = replay
+    print(f"\nchampion v{version}: per-head AUC on {day}, {REPLAY_REQUESTS:,} requests")
     print("in random order (unbiased), against the heuristic policy and the oracle:")
     print(table.round(4).to_string())
 
@@ -204,15 +233,20 @@ def main(argv: list[str] | None = None) -> int:
             (report,) = simulate_to_landing(
                 cfg.world, cfg.logging, home / "landing", ds, 1, args.requests, args.seed, policy
             )
-            rows[str(ds)] = DayRow(str(ds), served_by=policy.name, engagement=report.arms or {})
+            rows[str(ds)] = DayRow(
+                str(ds),
+                served_by=policy.name,
+                engagement=report.arms or {},
+                replay=daily_replay(cfg, client, args.seed, ds),
+            )
             now = datetime.combine(ds + timedelta(days=1), time(6), UTC)
             print(
                 f"\n== {ds} landed, served by {policy.name}; automation at {now:%Y-%m-%d %H:%M} =="
             )
             demo.tick(now)
         demo.fill(rows)
-    print_table(list(rows.values()), tuple(cfg.model.heads))
-    print_replay_evaluation(cfg, args.seed, start + timedelta(days=args.days))
+    print_table(list(rows.values()), tuple(cfg.model.heads), cfg.gates.primary_head)
+    print_replay_evaluation(cfg, client, args.seed, start + timedelta(days=args.days))
     print(
         f"\nclosed loop of {args.days} days in {clock.perf_counter() - t0:.0f} s, "
         f"{demo.runs} runs requested by the automation conditions."

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from ranker_assets.config import WorldConfig
-from ranker_assets.world.drift import DayState
+from ranker_assets.world.drift import DayState, exposure, novelty
 from ranker_assets.world.entities import Population
 from ranker_assets.world.policies import Features, Scorer, serve
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES
@@ -128,7 +128,8 @@ def simulate_day(
     user = rng.choice(pop.n_users, size=n, p=pop.user_activity / pop.user_activity.sum())
     ts = _request_times(day_start_us, n, rng)
     query_topic = _categorical_rows(state.user_interest[user], rng)
-    query = pop.sample_pins_in_topics(query_topic, rng)
+    pins = state.catalogue
+    query = pins.sample_pins_in_topics(query_topic, rng)
 
     # Candidate generation: mostly pins of the query's topic, the rest from the user's interests.
     n_same = round(c * cfg.same_topic_share)
@@ -140,30 +141,40 @@ def simulate_day(
     cand_topics = np.concatenate(
         [np.repeat(query_topic[:, None], n_same, axis=1), other_topics], axis=1
     )
-    cands = _dedupe_candidates(pop.sample_pins_in_topics(cand_topics, rng), query, pop.n_pins, rng)
+    cands = _dedupe_candidates(
+        pins.sample_pins_in_topics(cand_topics, rng), query, pins.n_pins, rng
+    )
 
     # Observed features (what the backend caches) and hidden truth.
-    topic = pop.pin_topic[cands]
-    ctype = pop.pin_content_type[cands]
+    topic = pins.pin_topic[cands]
+    ctype = pins.pin_content_type[cands]
     sim = np.zeros((n, c), dtype=np.float32)
     for k in range(cfg.embedding_dim):
-        sim += pop.pin_embedding[query, k][:, None] * pop.pin_embedding[cands, k]
+        sim += pins.pin_embedding[query, k][:, None] * pins.pin_embedding[cands, k]
     interest = state.user_interest[user[:, None], topic]
     content_pref = pop.user_content_pref[user[:, None], ctype]
-    quality = pop.pin_quality[cands]
+    quality = pins.pin_quality[cands]
+    age = pins.pin_age_days[cands]
+    fresh = novelty(cfg, age)
+    # Popularity counters are yesterday's engagement: a pin born today has none yet.
+    counted = np.where(
+        age >= 1.0,
+        pins.pin_base_popularity[cands]
+        * exposure(cfg, age - 1.0)
+        * np.exp(state.lagged_topic_appeal[topic] + novelty(cfg, age - 1.0)),
+        0.0,
+    )
     noise = rng.normal(size=(4, n, c)).astype(np.float32)
     features: Features = {
         "query_similarity": sim,
         "user_topic_affinity": state.stale_interest[user[:, None], topic] * np.exp(0.3 * noise[0]),
         "user_content_affinity": content_pref + 0.5 * noise[1],
         "pin_quality_score": _sigmoid(quality + 0.7 * noise[2]),
-        "pin_popularity": (
-            100.0 * pop.pin_base_popularity[cands] * np.exp(state.lagged_topic_appeal[topic])
-        ).astype(np.float32),
-        "pin_age_days": pop.pin_age_days[cands] + np.float32(state.day_index),
+        "pin_popularity": (100.0 * counted).astype(np.float32),
+        "pin_age_days": age,
         "user_activity": np.repeat(pop.user_activity[user, None], c, axis=1).astype(np.float32),
         "candidate_source_rank": np.argsort(np.argsort(-sim, axis=1), axis=1).astype(np.float32),
-        "pin_id": cands.astype(np.int64),
+        "pin_id": pins.pin_id[cands],
         "user_id": np.repeat(user[:, None], c, axis=1).astype(np.int64),
         "pin_topic": topic.astype(np.int64),
         "query_topic": np.repeat(query_topic[:, None], c, axis=1).astype(np.int64),
@@ -171,6 +182,7 @@ def simulate_day(
     # The hidden engagement propensity; its spread sets how much there is to learn.
     base = (
         state.topic_appeal[topic]
+        + fresh
         + 0.5 * np.log(interest * cfg.n_topics)
         + 1.0 * sim
         + 0.5 * quality
@@ -241,11 +253,11 @@ def simulate_day(
         ds=day,
         request_id=np.arange(first_id, first_id + n, dtype=np.int64),
         user_id=user.astype(np.int64),
-        query_pin_id=query.astype(np.int64),
+        query_pin_id=pins.pin_id[query],
         request_ts_us=ts,
         platform=platform,
         randomized=randomized,
-        pin_id=cands.astype(np.int64),
+        pin_id=pins.pin_id[cands],
         content_type=ctype,
         position=position,
         propensity=propensity,

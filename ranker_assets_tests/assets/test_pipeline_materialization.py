@@ -291,11 +291,11 @@ def test_gates_are_checks_of_validation_report_and_deployment_follows_them(
     key = dg.MultiPartitionKey({"ds": D1, "config": "legacy"})
     # Validated on D2 (the report's partition) with D2's examples, which it never trained on.
     report_key = dg.MultiPartitionKey({"ds": D2, "config": "legacy"})
-    # A day of 800 requests trains a weak ranker (AUC ~0.55, click over-predicted x1.7): the
+    # A day of 800 requests trains a weak ranker (AUC ~0.5-0.55, click over-predicted): the
     # shipped gates reject it, and so does a minimum of positives no metric reaches.
     strict = _with_gates(defs, configs_dir, {"min_positives": 10**6})
     lenient = _with_gates(
-        defs, configs_dir, {"default": HeadGates(min_auc=0.5, calibration_range=(0.2, 5.0))}
+        defs, configs_dir, {"default": HeadGates(min_auc=0.4, calibration_range=(0.2, 5.0))}
     )
     assert _run(strict, instance, ["ranker_model"], key).success  # trained on D1 alone
     # Too few positives for any metric to count: the gates fail, and nothing is deployed. A

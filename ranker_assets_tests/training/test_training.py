@@ -71,7 +71,10 @@ def test_calibration_brings_held_out_predictions_to_the_observed_rate(trained) -
     heads = trained.outcome.raw.arch.heads
     raw = np.array([trained.outcome.holdout[f"pred_over_actual_raw_{h}"] for h in heads])
     cal = np.array([trained.outcome.holdout[f"pred_over_actual_calibrated_{h}"] for h in heads])
-    assert (np.abs(cal - 1) < 0.05).all(), cal
+    # Measured on the half of the holdout Platt was not fitted on: within 3 standard errors
+    # of a count of its positives (about half the holdout's), and never worse than 5% needs.
+    positives = np.array([trained.outcome.holdout[f"positives_{h}"] for h in heads]) / 2
+    assert (np.abs(cal - 1) < np.maximum(0.05, 3 / np.sqrt(positives))).all(), (cal, positives)
     assert np.abs(cal - 1).mean() < np.abs(raw - 1).mean()
 
 

@@ -133,3 +133,66 @@ def test_engagement_rates_match_hidden_probabilities(world) -> None:
     observed = clicked[day.impressed]
     sd = np.sqrt((expected * (1 - expected)).sum())
     assert abs(observed.sum() - expected.sum()) < 3 * sd
+
+
+def test_new_pins_are_born_every_day_and_age(world) -> None:
+    """The catalogue renews: each day has pins no earlier day had, born today (age 0), and a
+    pin seen on two days is a day older on the second."""
+    cfg, pop = world
+    d1 = day_state(cfg.world, pop, SEED, START).catalogue
+    d2 = day_state(cfg.world, pop, SEED, START + timedelta(days=1)).catalogue
+    born = np.setdiff1d(d2.pin_id, d1.pin_id)
+    assert len(born) == pytest.approx(cfg.world.n_pins * cfg.world.new_pin_share_per_day, abs=1)
+    assert (d2.pin_age_days[np.isin(d2.pin_id, born)] == 0).all()
+    assert len(d2.pin_id) == len(d1.pin_id) == cfg.world.n_pins  # as many retired
+    _, i1, i2 = np.intersect1d(d1.pin_id, d2.pin_id, return_indices=True)
+    assert np.allclose(d2.pin_age_days[i2] - d1.pin_age_days[i1], 1.0)
+    # A pin is the same pin whichever day it is seen on.
+    assert np.array_equal(d1.pin_topic[i1], d2.pin_topic[i2])
+    assert np.array_equal(d1.pin_quality[i1], d2.pin_quality[i2])
+    # Served traffic carries the new pins with their age, and no popularity counts yet.
+    day = _day(world, START + timedelta(days=1), n=4000)
+    newborn = np.isin(day.pin_id, born)
+    assert newborn.any()
+    assert (day.features["pin_age_days"][newborn] == 0).all()
+    assert (day.features["pin_popularity"][newborn] == 0).all()
+
+
+def test_a_new_pin_is_more_engaging_than_the_same_pin_later(world) -> None:
+    """The lifecycle: novelty rises over the first day, then fades towards the pin's baseline."""
+    from ranker_assets.world.drift import exposure, novelty
+
+    cfg, _ = world
+    age = np.array([0.0, 1.0, 3.0, 10.0, 200.0])
+    boost = novelty(cfg.world, age)
+    assert boost[0] > 0 and boost.max() > boost[2] > boost[3] > boost[4] >= 0
+    assert boost[4] < 1e-3
+    assert exposure(cfg.world, np.array([cfg.world.exposure_half_life_days]))[0] == 0.5
+
+
+def test_trends_rise_and_fade_and_topics_follow_the_week() -> None:
+    """A static-catalogue world with only trends (no drift) shows bumps that come and go."""
+    world_cfg = small_config().world.model_copy(
+        update={"topic_drift": 0.0, "weekly_logit": 0.0, "trend_rate_per_day": 1.0}
+    )
+    pop = build_population(world_cfg, SEED)
+    appeal = np.stack(
+        [day_state(world_cfg, pop, SEED, START + timedelta(days=i)).topic_appeal for i in range(40)]
+    )
+    assert appeal.max() > 0.5 * world_cfg.trend_logit and appeal.min() >= 0
+    peak_day, topic = np.unravel_index(appeal.argmax(), appeal.shape)
+    assert appeal[:, topic].min() < appeal[peak_day, topic] / 2  # it faded (or had not begun)
+    weekly = world_cfg.model_copy(update={"trend_rate_per_day": 0.0, "weekly_logit": 0.3})
+    pop = build_population(weekly, SEED)
+    week = [day_state(weekly, pop, SEED, START + timedelta(days=i)).topic_appeal for i in range(8)]
+    assert np.allclose(week[0], week[7]) and not np.allclose(week[0], week[1])
+
+
+def test_a_static_catalogue_has_no_births() -> None:
+    cfg = small_config()
+    static = cfg.world.model_copy(update={"new_pin_share_per_day": 0.0})
+    pop = build_population(static, SEED)
+    d1 = day_state(static, pop, SEED, START).catalogue
+    d9 = day_state(static, pop, SEED, START + timedelta(days=8)).catalogue
+    assert np.array_equal(d1.pin_id, d9.pin_id)
+    assert np.allclose(d9.pin_age_days - d1.pin_age_days, 8.0)
