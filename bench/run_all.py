@@ -44,6 +44,13 @@ BENCHES = [
         True,
     ),
     (
+        "id_capacity",
+        "Id embeddings: how many ids share a bucket in a training window",
+        ["--requests", "20000"],
+        ["--requests", "4000", "--days", "3"],
+        False,
+    ),
+    (
         "learning_curve",
         "How good is the ranker as data grows (learning curve)",
         [],
