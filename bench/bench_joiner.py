@@ -18,11 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+from pyspark.sql import SparkSession
 from stage_memory import StageMemory
 
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
-from ranker_assets.joiner import run_joiner
+from ranker_assets.joiner import join_day, run_joiner
 from ranker_assets.lake import Lake
 from ranker_assets.spark_session import get_spark
 from ranker_assets.world.simulator import simulate_to_landing
@@ -64,6 +65,23 @@ def duckdb_join(
     return n, dict(zip(vocab.label_events, pos, strict=True)), seconds
 
 
+def plan_summary(spark: SparkSession, lake: Lake, days: list[str], cfg: RankerConfig) -> str:
+    """Scans and shuffles in the physical plans of the Joiner's two Spark jobs (the examples
+    it writes, the orphans it counts): what one more pass over the data would show up as."""
+    features = lake.spark_read(spark, "feature_log", days[:1])
+    events = lake.spark_read(spark, "event_log", days)
+    examples, orphans = join_day(
+        features, events, days[0], cfg.features, cfg.joiner, cfg.vocabulary
+    )
+    out = []
+    for name, df in (("examples", examples), ("orphans", orphans)):
+        plan = df._jdf.queryExecution().executedPlan().toString()
+        scans = sum("Scan parquet" in line for line in plan.splitlines())
+        exchanges = sum("Exchange" in line for line in plan.splitlines())
+        out.append(f"{name}: {scans} parquet scans, {exchanges} exchanges")
+    return "Joiner plans: " + "; ".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=100_000)
@@ -101,6 +119,7 @@ def main() -> None:
                 ref_rows, ref_pos, ref_s = duckdb_join(lake, days, cfg, root / "duckdb.parquet")
             if i == 0:
                 memory.rows.clear()  # the warm-up pass
+                plans = plan_summary(spark, lake, days, cfg)
             spark_pos = {h: stats.positives[h] for h in ref_pos}
             assert ref_rows == stats.joined_rows and ref_pos == spark_pos, (ref_pos, spark_pos)
             rows.append(
@@ -141,7 +160,7 @@ def main() -> None:
         f"\nhybrid / full: feature-log lake bytes {hybrid[3] / full[3]:.3f}, "
         f"join time {hybrid[7] / full[7]:.3f}"
     )
-    print(f"\n{memory.table()}")
+    print(f"\n{plans}\n\n{memory.table()}")
 
 
 if __name__ == "__main__":

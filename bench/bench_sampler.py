@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python bench/bench_sampler.py [--rows 5000000] [--config balanced]
 Builds a synthetic day of training examples (as a Delta table), samples it with the Spark
-sampler (read, sample, cap, write Delta through delta-rs) and with a DuckDB SQL implementation
-of the same config (read the same parquet files, write parquet), and prints one table. The two
+sampler as the sampled_dataset asset runs it (read, sample, cap, write Delta through delta-rs,
+then the day's dataset health) and with a DuckDB SQL implementation of the same config (read
+the same parquet files, write parquet; no health), and prints one table. The two
 use different hash functions, so rows differ; their counts and weighted label rates must agree.
 """
 
@@ -22,7 +23,8 @@ from stage_memory import StageMemory
 from ranker_assets.config import load_config
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SamplingConfig, load_sampling_configs
-from ranker_assets.sampling.sampler import negative_rate, sample_day
+from ranker_assets.sampling.run import run_sampler
+from ranker_assets.sampling.sampler import sample_day
 from ranker_assets.spark_session import get_spark
 from ranker_assets.world.vocabulary import CLOSEUP
 
@@ -141,21 +143,24 @@ def main() -> None:
 
         t = time.perf_counter()
         with memory.stage("Spark sampler"):
-            df_in = lake.spark_read(spark, "training_examples", [DS])
-            sampled, neg = sample_day(df_in, cfg)
-            _, spark_rows = lake.spark_replace_partition(
-                sampled.withColumn("config", F.lit(cfg.name)),
-                "sampled_dataset",
-                {"config": cfg.name, "ds": DS},
+            # What the sampled_dataset asset runs: sample, write, and the day's health.
+            outcome = run_sampler(
+                lambda: spark,
+                lake,
+                DS,
+                cfg,
+                ranker.sampling.max_ratio_change,
+                ranker.model.heads,
+                ranker.vocabulary,
             )
         spark_s = time.perf_counter() - t
+        spark_rows, neg = outcome.health.rows_out, outcome.health.negative_keep_rate
 
         out = Path(tmp) / "duckdb.parquet"
         t = time.perf_counter()
         # The negative rate depends on the data; both implementations use the same value.
-        neg_rate = negative_rate(df_in, cfg)
         with memory.stage("DuckDB sampler"):
-            duck_rows = duckdb_reference(files, cfg, neg_rate, out)
+            duck_rows = duckdb_reference(files, cfg, neg, out)
         duck_s = time.perf_counter() - t
         spark_rates = weighted_rates(lake.files("sampled_dataset", [DS]))
         duck_rates = weighted_rates([str(out)])

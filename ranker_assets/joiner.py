@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -108,48 +110,42 @@ def join_day(
     context = context_columns(vocab)
     id_type = "long" if vocab.id_type == "int64" else "string"
     feats = features.where(F.col("ds") == ds)
-    imp = (
-        events.where(F.col("event_type") == vocab.impression_event)
+    # One pass over the events: per (request, pin), the first impression and the first event of
+    # each label. An engagement counts when it is within the maturity window, and the first
+    # one is within it exactly when any is, so the first of each type is all a label needs.
+    is_impression = F.col("event_type") == vocab.impression_event
+    per_key = (
+        events.where(F.col("event_type").isin([vocab.impression_event, *labels_]))
         .groupBy(*KEY)
-        .agg(F.min("timestamp").alias("impression_ts"), F.min("ds").alias("impression_ds"))
+        .agg(
+            F.min(F.when(is_impression, F.col("timestamp"))).alias("impression_ts"),
+            F.min(F.when(is_impression, F.col("ds"))).alias("impression_ds"),
+            *[
+                F.min(F.when(F.col("event_type") == lab, F.col("timestamp"))).alias(f"_{lab}")
+                for lab in labels_
+            ],
+        )
     )
-    engagements = events.where(F.col("event_type").isin(list(labels_))).select(
-        *KEY, "event_type", F.col("timestamp").alias("event_ts")
-    )
-    anchored = feats.select(*KEY, "request_ts").join(imp, KEY, "left")
     deadline = F.coalesce("impression_ts", "request_ts") + F.expr(
         f"make_dt_interval(0, 0, 0, {cfg.maturity_hours * 3600:.6f})"
     )
-    labels = (
-        anchored.join(engagements, KEY, "inner")
-        .where(F.col("event_ts") <= deadline)
-        .groupBy(*KEY)
-        .agg(*[F.max((F.col("event_type") == lab).cast("tinyint")).alias(lab) for lab in labels_])
+    examples = feats.join(per_key, KEY, "left").select(
+        *KEY,
+        *context,
+        "impression_ts",
+        (F.lit(1.0) / F.col("keep_rate")).cast("float").alias("weight"),
+        *[F.col(c).cast("float").alias(c) for c in spec.dense],
+        *[F.col(c).cast(id_type).alias(c) for c in spec.categorical if c not in (*KEY, *context)],
+        *[
+            F.coalesce(F.col(f"_{lab}") <= deadline, F.lit(False)).cast("tinyint").alias(lab)
+            for lab in labels_
+        ],
+        F.lit(ds).alias("ds"),
     )
-    examples = (
-        feats.join(anchored.select(*KEY, "impression_ts"), KEY, "left")
-        .join(labels, KEY, "left")
-        .fillna(0, subset=list(labels_))
-        .select(
-            *KEY,
-            *context,
-            "impression_ts",
-            (F.lit(1.0) / F.col("keep_rate")).cast("float").alias("weight"),
-            *[F.col(c).cast("float").alias(c) for c in spec.dense],
-            *[
-                F.col(c).cast(id_type).alias(c)
-                for c in spec.categorical
-                if c not in (*KEY, *context)
-            ],
-            *[F.col(lab).cast("tinyint").alias(lab) for lab in labels_],
-            F.lit(ds).alias("ds"),
-        )
-    )
-    engaged_today = (
-        engagements.select(*KEY)
-        .distinct()
-        .join(imp.where(F.col("impression_ds") == ds), KEY, "inner")
-    )
+    engaged = F.lit(False)
+    for lab in labels_:
+        engaged = engaged | F.col(f"_{lab}").isNotNull()
+    engaged_today = per_key.where(engaged & (F.col("impression_ds") == ds)).select(*KEY)
     orphans = engaged_today.join(feats.select(*KEY), KEY, "left_anti")
     return examples, orphans
 
@@ -189,23 +185,23 @@ def run_joiner(
     events = lake.spark_read(spark, "event_log", days)
     vocab = vocab or Vocabulary()
     examples, orphans = join_day(features, events, ds, spec, cfg, vocab)
-    examples = examples.cache()
-    try:
-        version, rows = lake.spark_replace_day(examples, "training_examples", ds)
-        agg = examples.agg(
-            F.sum((F.col("impressed") & F.col("impression_ts").isNull()).cast("long")).alias(
-                "no_imp"
-            ),
-            *[F.sum(F.col(lab).cast("long")).alias(lab) for lab in vocab.label_events],
-        ).first()
-    finally:
-        examples.unpersist()
+    version, rows = lake.spark_replace_day(examples, "training_examples", ds)
+    # Statistics come from what was written (a columnar read of a few columns), not from a
+    # second Spark pass: the join is computed once. A left join on the feature log's unique
+    # (request, pin) keeps its rows one for one, so the feature rows are the written rows.
+    written = lake.read(
+        "training_examples", [ds], columns=["impressed", "impression_ts", *vocab.label_events]
+    )
+    no_impression = pc.and_(written["impressed"], pc.is_null(written["impression_ts"]))
     stats = JoinStats(
-        feature_rows=features.count(),
+        feature_rows=rows,
         joined_rows=rows,
-        features_without_impression=int(agg["no_imp"] or 0),
+        features_without_impression=int(pc.sum(no_impression.cast(pa.int64())).as_py() or 0),
         engaged_without_features=orphans.count(),
-        positives={lab: int(agg[lab] or 0) for lab in vocab.label_events},
+        positives={
+            lab: int(pc.sum(written[lab].cast(pa.int64())).as_py() or 0)
+            for lab in vocab.label_events
+        },
         labels_from=labels_from,
     )
     return version, stats

@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,14 +161,26 @@ class Lake:
         **eq: str,
     ) -> pa.Table:
         """The rows of `days` as one Arrow table, partition columns included."""
+        return self._dataset(table, days, **eq).to_table(columns=columns)
+
+    def batches(
+        self,
+        table: str,
+        days: Sequence[str] | None = None,
+        columns: list[str] | None = None,
+        **eq: str,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of `days` as a stream of Arrow batches: memory stays that of a batch."""
+        return self._dataset(table, days, **eq).to_batches(columns=columns)
+
+    def _dataset(self, table: str, days: Sequence[str] | None, **eq: str) -> pads.Dataset:
+        """The committed files of `days` as an Arrow dataset (partition columns included)."""
         dt = self.table(table)
         schema = pa.schema(dt.schema().to_arrow())
         files = self.files(table, days, **eq)
-        if not files:
-            return schema.empty_table().select(columns or schema.names)
         parts = dt.metadata().partition_columns
         fs, base = _filesystem(self.uri(table))
-        ds = pads.dataset(
+        return pads.dataset(
             [_filesystem(f)[1] for f in files],
             schema=schema,
             format="parquet",
@@ -178,7 +190,6 @@ class Lake:
             ),
             partition_base_dir=base,
         )
-        return ds.to_table(columns=columns)
 
     def has_data(self, table: str, ds: str, **eq: str) -> bool:
         """Whether `table` exists and has committed files for day `ds` (and the `eq` partitions)."""

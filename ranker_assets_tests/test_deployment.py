@@ -67,7 +67,7 @@ TAGS = {"dagster_run_id": "test"}
 HEADS = ModelConfig().heads
 
 
-def _poison(lake: Lake, spark, config: str, mutate) -> None:
+def _poison(lake: Lake, config: str, mutate) -> None:
     """Copy legacy's sampled D1 (clean) and D2 (mutated) to `config`; health by the real code."""
     for day in (D1, D2):
         table = lake.read(SAMPLED_TABLE, [day], config="legacy")
@@ -77,8 +77,7 @@ def _poison(lake: Lake, spark, config: str, mutate) -> None:
             table.schema.get_field_index("config"), "config", pa.array([config] * table.num_rows)
         )
         lake.replace_partition(SAMPLED_TABLE, table, {"config": config, "ds": day})
-        frame = spark.createDataFrame(table.drop_columns(["config", "ds"]).to_pandas())
-        health = dataset_health(frame, frame, 1.0, HEADS, CONTENT_TYPES)
+        health = dataset_health(table.to_batches(), table.to_batches(), 1.0, HEADS, CONTENT_TYPES)
         lake.replace_partition(
             HEALTH, health.to_row(config, day, "test", "poisoned"), {"config": config, "ds": day}
         )
@@ -158,7 +157,7 @@ def _train_and_validate(
 
 
 @pytest.fixture(scope="module")
-def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactory, spark) -> Story:
+def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactory) -> Story:
     root = tmp_path_factory.mktemp("deploy")
     shutil.copytree(training_world.lake.root, root / "lake")
     base = training_world.cfg
@@ -182,7 +181,7 @@ def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactor
     s.decisions["first"] = deploy_day(lake, client, name, D1, "repin")
     s.champions["after first"] = alias_pair(client, name).version
 
-    _poison(lake, spark, "allclicked", _all_clicked)
+    _poison(lake, "allclicked", _all_clicked)
     with pytest.raises(DataValidationError) as health:
         train_partition(lake, cfg, D2, "allclicked", "h", TAGS)
     s.blocked["health"] = str(health.value)
@@ -195,10 +194,10 @@ def story(training_world: TrainingWorld, tmp_path_factory: pytest.TempPathFactor
 
     # Two poisons that keep every weighted label rate (and are accepted past health): the
     # joint-shape checks of data validation stop both before training.
-    _poison(lake, spark, "bottom", _clicks_to_bottom)
+    _poison(lake, "bottom", _clicks_to_bottom)
     for poison in ("bottom", "shuffled"):
         if poison == "shuffled":
-            _poison(lake, spark, "shuffled", _shuffled_clicks)
+            _poison(lake, "shuffled", _shuffled_clicks)
         with pytest.raises(DataValidationError) as joint:
             train_partition(lake, accepted, D2, poison, "h", TAGS)
         s.blocked[poison] = str(joint.value)

@@ -8,14 +8,12 @@ compared with the previous day by the sampled dataset's asset check.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
-
-from ranker_assets.sampling.sampler import trainable
+import pyarrow.compute as pc
 
 # Per-head (or per-content-type) fields, flattened to `<field>__<key>` columns in the table.
 _GROUPED = (
@@ -68,47 +66,69 @@ class DatasetHealth:
         return cls(**plain, **nested)
 
 
-def _summary(df: DataFrame, heads: Sequence[str], content_types: Sequence[str]) -> dict[str, float]:
+def _summary(
+    batches: Iterable[pa.RecordBatch],
+    heads: Sequence[str],
+    content_types: Sequence[str],
+    users: list[pa.Table] | None = None,
+) -> dict[str, float]:
     """All rows, then over the rows that can train (shown ones; replay-only rows would dilute
-    the ratios): rows, positives and weighted positives per head, rows per content type."""
-    t = trainable(df)
+    the ratios): rows, positives and weighted positives per head, rows per content type.
+    Streams the batches (memory: one batch); with `users`, appends per-user trainable row
+    counts of each batch to it."""
+    out = dict.fromkeys(
+        ["rows", "n", "w", *heads, *(f"w_{h}" for h in heads), *(f"ct_{c}" for c in content_types)],
+        0.0,
+    )
 
-    def over_trainable(col: F.Column) -> F.Column:
-        return F.sum(F.when(t, col))
+    def total(values: pa.Array) -> float:
+        return float(pc.sum(values).as_py() or 0)
 
-    row = df.agg(
-        F.count(F.lit(1)).alias("rows"),
-        over_trainable(F.lit(1)).alias("n"),
-        over_trainable(F.col("weight")).alias("w"),
-        *[over_trainable(F.col(lab).cast("long")).alias(lab) for lab in heads],
-        *[over_trainable(F.col("weight") * F.col(lab)).alias(f"w_{lab}") for lab in heads],
-        *[
-            over_trainable((F.col("content_type") == c).cast("long")).alias(f"ct_{c}")
-            for c in content_types
-        ],
-    ).first()
-    return {k: float(v or 0) for k, v in row.asDict().items()}
+    for batch in batches:
+        shown = (
+            batch["impressed"]
+            if "impressed" in batch.schema.names
+            else pa.array([True] * batch.num_rows)
+        )
+        weight = pc.if_else(shown, batch["weight"].cast(pa.float64()), 0.0)
+        out["rows"] += batch.num_rows
+        out["n"] += total(shown.cast(pa.int64()))
+        out["w"] += total(weight)
+        for lab in heads:
+            label = batch[lab].cast(pa.float64())
+            out[lab] += total(pc.if_else(shown, label, 0.0))
+            out[f"w_{lab}"] += total(pc.multiply(weight, label))
+        for c in content_types:
+            out[f"ct_{c}"] += total(
+                pc.and_(shown, pc.equal(batch["content_type"], c)).cast(pa.int64())
+            )
+        if users is not None:
+            ids = pa.table({"user_id": pc.filter(batch["user_id"], shown)})
+            users.append(ids.group_by("user_id").aggregate([("user_id", "count")]))
+    return out
 
 
 def dataset_health(
-    df_in: DataFrame,
-    df_out: DataFrame,
+    rows_in: Iterable[pa.RecordBatch],
+    rows_out: Iterable[pa.RecordBatch],
     negative_keep_rate: float,
     heads: Sequence[str],
     content_types: Sequence[str] | None,
 ) -> DatasetHealth:
-    """Compute the health of one sampled day for the ranker's heads (a few small Spark
-    aggregations); content-type shares only when the logs have content types."""
+    """The health of one sampled day for the ranker's heads, from the full day's rows and
+    what the sampler wrote (streamed Arrow batches: no second pass through Spark); content-type
+    shares only when the logs have content types."""
     ctypes = tuple(content_types or ())
-    full, out = _summary(df_in, heads, ctypes), _summary(df_out, heads, ctypes)
+    users: list[pa.Table] = []
+    full, out = _summary(rows_in, heads, ctypes), _summary(rows_out, heads, ctypes, users)
     n_out = int(out["n"])  # sampled rows that can train
-    per_user = df_out.where(trainable(df_out)).groupBy("user_id").count()
-    n_users = per_user.count()
-    top_k = max(1, math.ceil(0.01 * n_users))
-    ranked = per_user.withColumn(
-        "r", F.row_number().over(Window.orderBy(F.desc("count"), "user_id"))
+    per_user = (
+        pa.concat_tables(users).group_by("user_id").aggregate([("user_id_count", "sum")])
+        if users
+        else pa.table({"user_id_count_sum": pa.array([], pa.int64())})
     )
-    top_rows = ranked.where(F.col("r") <= top_k).agg(F.sum("count")).first()[0] or 0
+    counts = np.sort(per_user["user_id_count_sum"].to_numpy())[::-1]
+    top_rows = int(counts[: max(1, math.ceil(0.01 * len(counts)))].sum())
 
     def share(summary: dict[str, float], key: str, total: str) -> float:
         return summary[key] / summary[total] if summary[total] else 0.0

@@ -68,16 +68,22 @@ def run_sampler(
     else:
         df_in = lake.spark_read(spark(), "training_examples", [ds])
         sampled, neg_rate = sample_day(df_in, cfg, vocab.label_events, vocab.randomized_policy)
-        sampled = sampled.cache()
-        try:
-            lake.spark_replace_partition(
-                sampled.withColumn("config", F.lit(cfg.name)),
-                SAMPLED_TABLE,
-                {"config": cfg.name, "ds": ds},
-            )
-            health = dataset_health(df_in, sampled, neg_rate, heads, vocab.content_types)
-        finally:
-            sampled.unpersist()
+        lake.spark_replace_partition(
+            sampled.withColumn("config", F.lit(cfg.name)),
+            SAMPLED_TABLE,
+            {"config": cfg.name, "ds": ds},
+        )
+        # Health from the day's rows and what was written, streamed by Arrow (a few columns):
+        # the sample is computed once, never cached or recounted.
+        columns = ["impressed", "weight", *heads]
+        columns += ["content_type"] if vocab.content_types else []
+        health = dataset_health(
+            lake.batches("training_examples", [ds], columns),
+            lake.batches(SAMPLED_TABLE, [ds], [*columns, "user_id"], config=cfg.name),
+            neg_rate,
+            heads,
+            vocab.content_types,
+        )
         # Written last: it is also the lineage record, so a crash above means "recompute".
         lake.replace_partition(
             HEALTH,

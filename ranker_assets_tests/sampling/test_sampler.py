@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ranker_assets.sampling.config import NegativeTarget, SamplingConfig
+from ranker_assets.sampling.health import dataset_health
 from ranker_assets.sampling.sampler import sample_day
 from ranker_assets.world.vocabulary import CLOSEUP
 
@@ -186,3 +188,39 @@ def test_only_rows_that_can_train_are_sampled_capped_and_targeted(examples) -> N
     assert per_request.max() <= 5  # the cap counts shown rows only
     shown_prod = prod[prod["policy"] == "production"]
     assert shown_prod["repin"].mean() == pytest.approx(0.3, abs=0.03)
+
+
+def test_dataset_health_from_streamed_batches_matches_the_rows() -> None:
+    """Health is summed batch by batch from Arrow: the totals, shares and the top 1% of users
+    must be those of the whole table, whatever the batch boundaries."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    frame = pd.DataFrame(
+        {
+            "impressed": rng.random(n) < 0.8,
+            "weight": rng.uniform(1, 10, n).astype("float32"),
+            "click": (rng.random(n) < 0.1).astype("int8"),
+            "content_type": rng.choice(["image", "video"], n),
+            "user_id": rng.zipf(1.5, n) % 500,
+        }
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    health = dataset_health(
+        table.to_batches(max_chunksize=2048),
+        table.to_batches(max_chunksize=777),
+        0.5,
+        ("click",),
+        ("image", "video"),
+    )
+    shown = frame[frame["impressed"]]
+    assert health.rows_in == health.rows_out == n
+    assert health.positives == {"click": int(shown["click"].sum())}
+    assert health.positive_ratio["click"] == pytest.approx(shown["click"].mean())
+    rate = (shown["weight"] * shown["click"]).sum() / shown["weight"].sum()
+    assert health.weighted_rate_out["click"] == pytest.approx(rate, rel=1e-6)
+    assert health.content_type_share["video"] == pytest.approx(
+        (shown["content_type"] == "video").mean()
+    )
+    counts = shown.groupby("user_id").size().sort_values(ascending=False)
+    top = counts.iloc[: int(np.ceil(0.01 * len(counts)))].sum()
+    assert health.top1pct_user_share == pytest.approx(top / len(shown))
