@@ -159,12 +159,12 @@ def print_table(rows: list[DayRow], heads: tuple[str, ...], primary: str) -> Non
         "champion / heuristic / oracle on the day in random order; engagement: champion vs "
         "holdout (previous)"
     )
-    header = f"{'ds':<12}{'served by':<34}{'logged':>8}{'sampled':>9}{'ranker':>8}"
+    header = f"{'ds':<12}{'served by':<38}{'logged':>8}{'sampled':>9}{'ranker':>8}"
     print(header + f"  {'AUC':<28}{'gate':<6}{'champion':<16}{'replay':<22}engagement")
     for r in rows:
         sampled = f"{r.sampled:,}" if r.sampled is not None else "-"
         print(
-            f"{r.ds:<12}{r.served_by[:33]:<34}{r.logged:>8,}{sampled:>9}{r.version:>8}  "
+            f"{r.ds:<12}{r.served_by[:37]:<38}{r.logged:>8,}{sampled:>9}{r.version:>8}  "
             f"{r.aucs:<28}{r.gate:<6}{r.champion:<16}{r.replay:<22}{_engagement(r)}"
         )
 

@@ -75,8 +75,8 @@ def run_sampler(
         )
         # Health from the day's rows and what was written, streamed by Arrow (a few columns):
         # the sample is computed once, never cached or recounted.
-        columns = ["impressed", "weight", *heads]
-        columns += ["content_type"] if vocab.content_types else []
+        wanted = ["impressed", "weight", *heads, *(["content_type"] if vocab.content_types else [])]
+        columns = [c for c in wanted if c in df_in.columns]  # logs may lack `impressed`
         health = dataset_health(
             lake.batches("training_examples", [ds], columns),
             lake.batches(SAMPLED_TABLE, [ds], [*columns, "user_id"], config=cfg.name),
