@@ -86,10 +86,11 @@ class Population:
     def pins_per_day(self) -> float:
         return self.world.n_pins * self.world.new_pin_share_per_day
 
-    def birth_day(self, pin_id: np.ndarray) -> np.ndarray:
-        """The day index each pin was born on (negative: before the world's origin)."""
+    def _birth_day(self, pin_id: np.ndarray, attrs: dict[str, np.ndarray]) -> np.ndarray:
+        """The day index each pin was born on (negative: before the world's origin); a static
+        catalogue's pins carry their own age at the origin instead."""
         if self.pins_per_day == 0:
-            return -self._attributes(pin_id)["static_age"]
+            return -attrs["static_age"]
         return np.floor((pin_id - self.world.n_pins) / self.pins_per_day) + 1
 
     def _block(self, number: int) -> dict[str, np.ndarray]:
@@ -129,7 +130,7 @@ class Population:
         born = self.born_by(day_index)
         pin_id = np.arange(born - self.world.n_pins, born, dtype=np.int64)
         attrs = self._attributes(pin_id)
-        age = (day_index - self.birth_day(pin_id)).astype(np.float32)
+        age = (day_index - self._birth_day(pin_id, attrs)).astype(np.float32)
         topic = attrs["topic"]
         weight = attrs["popularity"] * (1.0 if exposure is None else exposure(age))
         order = np.argsort(topic, kind="stable")
