@@ -186,22 +186,23 @@ def run_joiner(
     vocab = vocab or Vocabulary()
     examples, orphans = join_day(features, events, ds, spec, cfg, vocab)
     version, rows = lake.spark_replace_day(examples, "training_examples", ds)
-    # Statistics come from what was written (a columnar read of a few columns), not from a
-    # second Spark pass: the join is computed once. A left join on the feature log's unique
-    # (request, pin) keeps its rows one for one, so the feature rows are the written rows.
-    written = lake.read(
-        "training_examples", [ds], columns=["impressed", "impression_ts", *vocab.label_events]
-    )
-    no_impression = pc.and_(written["impressed"], pc.is_null(written["impression_ts"]))
+    # Statistics come from what was written (Arrow batches of a few columns: memory stays that
+    # of a batch), not from a second Spark pass: the join is computed once. A left join on the
+    # feature log's unique (request, pin) keeps its rows one for one, so the feature rows are
+    # the written rows.
+    no_impression, positives = 0, dict.fromkeys(vocab.label_events, 0)
+    columns = ["impressed", "impression_ts", *vocab.label_events]
+    for batch in lake.batches("training_examples", [ds], columns):
+        missing = pc.and_(batch["impressed"], pc.is_null(batch["impression_ts"]))
+        no_impression += int(pc.sum(missing.cast(pa.int64())).as_py() or 0)
+        for lab in positives:
+            positives[lab] += int(pc.sum(batch[lab].cast(pa.int64())).as_py() or 0)
     stats = JoinStats(
         feature_rows=rows,
         joined_rows=rows,
-        features_without_impression=int(pc.sum(no_impression.cast(pa.int64())).as_py() or 0),
+        features_without_impression=no_impression,
         engaged_without_features=orphans.count(),
-        positives={
-            lab: int(pc.sum(written[lab].cast(pa.int64())).as_py() or 0)
-            for lab in vocab.label_events
-        },
+        positives=positives,
         labels_from=labels_from,
     )
     return version, stats
