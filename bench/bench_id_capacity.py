@@ -17,7 +17,7 @@ from datetime import date
 import numpy as np
 
 from ranker_assets.config import load_config
-from ranker_assets.training.data import hash_ids
+from ranker_assets.training.hashing import hash_ids
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.simulator import served_days
 

@@ -1,11 +1,12 @@
 """How good is the ranker as data grows: the learning curve against references and the truth.
 
-Run: .venv/bin/python bench/bench_learning_curve.py [--requests 5000,10000,20000,40000,80000]
+Run: .venv/bin/python bench/bench_learning_curve.py [--requests 5000,20000,80000]
      [--days 5] [--plots docs/results]
 For each daily traffic, simulates the window, runs the real Joiner and Sampler, and trains the
-MMoE ranker and a gradient-boosted reference (scikit-learn HistGradientBoosting on the same
-sampled rows and weights); both are judged, with the serving heuristic and the oracle (true
-probabilities), on the same fully randomized requests of the day after the window. Prints
+MMoE ranker with the user's recent actions and without them, and a gradient-boosted reference
+(scikit-learn HistGradientBoosting on the same sampled rows and weights, with hand-made
+aggregates of the recent actions); all are judged, with the serving heuristic and the oracle
+(true probabilities), on the same fully randomized requests of the day after the window. Prints
 markdown: AUC per head and size, the gain per doubling, and where the ranker stops gaining.
 """
 
@@ -31,9 +32,33 @@ from ranker_assets.spark_session import get_spark
 STALL = 0.002
 
 
+def judged(curve: pd.DataFrame, ranker: str) -> pd.DataFrame:
+    """Per size and head: the ranker minus boosted with its interval, and the gap closed."""
+    auc = curve.pivot_table(index=["requests", "head"], columns="model", values="auc", sort=False)
+    mine = curve[curve["model"] == ranker].set_index(["requests", "head"])
+    out = pd.DataFrame(
+        {
+            "minus boosted [90% CI]": [
+                f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+                for d, lo, hi in zip(
+                    mine["minus_boosted"],
+                    mine["minus_boosted_low"],
+                    mine["minus_boosted_high"],
+                    strict=True,
+                )
+            ],
+            "gap closed": (
+                (auc[ranker] - auc["heuristic"]) / (auc["oracle"] - auc["heuristic"])
+            ).map("{:.0%}".format),
+        },
+        index=mine.index,
+    )
+    return out.reset_index()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", default="5000,10000,20000,40000,80000")
+    parser.add_argument("--requests", default="5000,20000,80000")
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--eval-requests", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
@@ -62,7 +87,13 @@ def main() -> None:
     )
     for head in cfg.model.heads:
         print(f"**{head}**\n\n{auc[head].round(4).to_markdown()}\n")
-    mmoe = curve[curve["model"] == "mmoe"].pivot(index="requests", columns="head", values="auc")
+    ranker = "mmoe + sequence" if (curve["model"] == "mmoe + sequence").any() else "mmoe"
+    print(
+        f"{ranker} against the boosted reference (paired bootstrap over requests, 90%), and "
+        "the share of the heuristic-to-oracle gap it closes:\n"
+    )
+    print(judged(curve, ranker).to_markdown(index=False) + "\n")
+    mmoe = curve[curve["model"] == ranker].pivot(index="requests", columns="head", values="auc")
     gain = mmoe.diff().dropna()
     print(f"MMoE gain per doubling of the data (AUC):\n\n{gain.round(4).to_markdown()}\n")
     stalled = gain.index[(gain < STALL).all(axis=1)]
@@ -79,6 +110,7 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(heads), figsize=(4 * len(heads), 3.4), squeeze=False)
     for ax, head in zip(axes[0], heads, strict=True):
         for model, style in (
+            ("mmoe + sequence", "D-"),
             ("mmoe", "o-"),
             ("boosted", "s-"),
             ("heuristic", ":"),

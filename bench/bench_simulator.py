@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python bench/bench_simulator.py [--requests 100000]
 Prints one table; the `full` logging mode is the reference the hybrid logger is compared with
-on the same simulated traffic (same seed, same day).
+on the same simulated traffic (same seed, same day). The sequence log (the users' last actions,
+once per request) is measured beside the features, and against copying it onto every logged
+candidate row.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ranker_assets.config import load_config
-from ranker_assets.hybrid_logging.landing import write_day
+from ranker_assets.hybrid_logging.landing import write_day, write_parquet_atomic
 from ranker_assets.hybrid_logging.logger import log_day
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
@@ -44,6 +46,7 @@ def main() -> None:
         args.requests,
         HeuristicScorer(),
         cfg.logging.randomized_share,
+        cfg.logging.sequence_length,
     )
     t2 = time.perf_counter()
     n_cand = served.pin_id.size
@@ -57,7 +60,8 @@ def main() -> None:
     )
     print(
         f"{'logging':<8}{'log s':>8}{'land s':>8}{'feature rows':>14}{'feature MB':>12}"
-        f"{'bytes/req':>11}{'event rows':>12}{'event MB':>10}"
+        f"{'bytes/req':>11}{'event rows':>12}{'event MB':>10}{'sequence rows':>15}"
+        f"{'sequence MB':>13}{'seq. per row MB':>17}"
     )
     rows = {}
     for mode in ("hybrid", "full"):
@@ -68,11 +72,23 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             written = write_day(Path(tmp), ds, logged)
         c = time.perf_counter()
-        f, e = written["feature_log"], written["event_log"]
+        f, e, q = written["feature_log"], written["event_log"], written["sequence_log"]
         rows[mode] = f
+        # The same sequences copied onto every logged candidate row: what logging them per
+        # candidate would land (measured, written with the same Parquet settings).
+        assert logged.sequence_log is not None
+        per_row = logged.sequence_log.take(
+            np.searchsorted(
+                logged.sequence_log["request_id"].to_numpy(),
+                logged.feature_log["request_id"].to_numpy(),
+            )
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            copied = write_parquet_atomic(per_row, Path(tmp) / "per_row.parquet")
         print(
             f"{mode:<8}{b - a:>8.2f}{c - b:>8.2f}{f.rows:>14,}{f.bytes / 1e6:>12.1f}"
             f"{f.bytes / args.requests:>11.0f}{e.rows:>12,}{e.bytes / 1e6:>10.1f}"
+            f"{q.rows:>15,}{q.bytes / 1e6:>13.1f}{copied / 1e6:>17.1f}"
         )
     h, full = rows["hybrid"], rows["full"]
     print(

@@ -2,6 +2,7 @@
 same model and loop on tensors already in memory, in one run.
 
 Run: .venv/bin/python bench/bench_trainer.py [--rows 1000000] [--epochs 1] [--device cpu]
+     [--rows-per-request 2] [--no-sequence]
 The goal is a loader that costs under 10% of a training run.
 """
 
@@ -10,13 +11,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 from stage_memory import StageMemory
 
-from ranker_assets.config import load_config
+from ranker_assets.config import FeatureSpec, load_config
 from ranker_assets.lake import Lake
 from ranker_assets.training.data import load_window, to_tensors
 from ranker_assets.training.train import train_ranker
@@ -24,10 +25,45 @@ from ranker_assets.training.train import train_ranker
 CONFIG = "bench"
 
 
+def recent_actions(
+    requests: np.ndarray, length: int, rng: np.random.Generator
+) -> dict[str, pa.Array]:
+    """Full-length action lists per request (the sequence log's columns), one copy per row as
+    the sampled table holds them."""
+    n = len(np.unique(requests))
+    offsets = pa.array(np.arange(0, n * length + 1, length, dtype=np.int32))
+    start = datetime(2026, 10, 25, tzinfo=UTC)
+    children = {
+        "action_pin_id": pa.array(rng.integers(0, 200_000, n * length)),
+        "action_type": pa.array(
+            rng.choice(["closeup", "click", "repin", "long_click"], n * length)
+        ),
+        "action_ts": pa.array(
+            np.sort(rng.integers(0, 6 * 86_400 * 10**6, n * length))
+            + int(start.timestamp() * 10**6),
+            pa.timestamp("us", tz="UTC"),
+        ),
+        "action_topic": pa.array(rng.integers(0, 32, n * length)),
+        "action_content_type": pa.array(rng.choice(["image", "video", "product"], n * length)),
+    }
+    index = pa.array(requests - requests.min())
+    flat = {
+        k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in children.items()
+    }
+    return {k: pa.ListArray.from_arrays(offsets, v).take(index) for k, v in flat.items()}
+
+
 def synthetic_day(
-    rows: int, ds: str, seed: int, dense: tuple[str, ...], cats: tuple[str, ...]
+    rows: int,
+    ds: str,
+    seed: int,
+    spec: FeatureSpec,
+    rows_per_request: int,
+    sequence_length: int,
 ) -> pa.Table:
-    """A sampled day shaped like the real one: float32 features, int64 ids, int8 labels."""
+    """A sampled day shaped like the real one: float32 features, int64 ids, int8 labels, and,
+    for a sequence ranker, each request's recent actions."""
+    dense, cats = spec.dense, spec.categorical
     rng = np.random.default_rng(seed)
     x = rng.lognormal(0, 1, size=(rows, len(dense))).astype(np.float32)
     logit = x[:, 0] - 1.5 + 0.3 * np.log(x[:, 1])
@@ -38,7 +74,13 @@ def synthetic_day(
         cols[head] = pa.array((rng.random(rows) < p).astype(np.int8))
     cols["weight"] = pa.array(rng.choice([1.0, 10.0], rows).astype(np.float32))
     cols["policy"] = pa.array(np.where(rng.random(rows) < 0.02, "randomized", "production"))
-    cols["request_id"] = pa.array(np.arange(rows, dtype=np.int64) // 20 + seed * 10**8)
+    request_id = np.arange(rows, dtype=np.int64) // rows_per_request + seed * 10**8
+    cols["request_id"] = pa.array(request_id)
+    if spec.sequence is not None:
+        noon = datetime.fromisoformat(ds).replace(hour=12, tzinfo=UTC)
+        cols["request_ts"] = pa.array([noon] * rows, pa.timestamp("us", tz="UTC"))
+        cols["content_type"] = pa.array(rng.choice(["image", "video", "product"], rows))
+        cols.update(recent_actions(request_id, sequence_length, rng))
     cols["impressed"] = pa.array(np.ones(rows, dtype=bool))
     cols["config"] = pa.array([CONFIG] * rows)
     cols["ds"] = pa.array([ds] * rows)
@@ -51,6 +93,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, help="override model.batch_size")
+    # Sampled rows per request: about 2 in the simulated world's sampled datasets (a request's
+    # sequence is encoded once per batch however many of its rows the batch has).
+    parser.add_argument("--rows-per-request", type=int, default=2)
+    parser.add_argument(
+        "--no-sequence", action="store_true", help="train without the recent actions"
+    )
     args = parser.parse_args()
     cfg = load_config()
     update = {"epochs": args.epochs, "device": args.device}
@@ -58,11 +106,14 @@ def main() -> None:
         update["batch_size"] = args.batch_size
     model = cfg.model.model_copy(update=update)
     spec, heads = cfg.features, model.heads
+    if args.no_sequence:
+        spec = spec.model_copy(update={"sequence": None})
+    length = model.sequence.length
     days = [str(date(2026, 11, 1) + timedelta(days=i)) for i in range(model.window_days)]
     with tempfile.TemporaryDirectory() as tmp:
         lake = Lake(tmp)
         for i, ds in enumerate(days):
-            day = synthetic_day(args.rows // len(days), ds, i, spec.dense, spec.categorical)
+            day = synthetic_day(args.rows // len(days), ds, i, spec, args.rows_per_request, length)
             lake.replace_partition("sampled_dataset", day, {"config": CONFIG, "ds": ds})
         # Warm up (allocator, kernels) on a small slice so both timings are steady state.
         warm = to_tensors(
@@ -70,6 +121,7 @@ def main() -> None:
             spec,
             heads,
             model.hash_buckets,
+            sequence_length=length,
         )
         train_ranker(warm, spec, model)
 
@@ -80,7 +132,11 @@ def main() -> None:
             t0 = time.perf_counter()
             with memory.stage("load: Delta -> Arrow -> tensors"):
                 tensors = to_tensors(
-                    load_window(lake, CONFIG, days, spec, heads), spec, heads, model.hash_buckets
+                    load_window(lake, CONFIG, days, spec, heads),
+                    spec,
+                    heads,
+                    model.hash_buckets,
+                    sequence_length=length,
                 )
             load_s.append(time.perf_counter() - t0)
             with memory.stage("train and calibrate"):
@@ -93,7 +149,12 @@ def main() -> None:
     loader_run, in_memory, load = min(loader_runs), min(memory_runs), min(load_s)
     print(
         f"{len(tensors):,} rows x {args.epochs} epoch(s), {len(days)} days, device {args.device}, "
-        f"batch {model.batch_size}\n"
+        f"batch {model.batch_size}, "
+        + (
+            f"sequence of {length} actions, {args.rows_per_request} rows per request\n"
+            if spec.sequence
+            else "no sequence\n"
+        )
     )
     print(f"{'path':<34}{'seconds':>9}{'examples/s':>13}")
     print(f"{'Delta -> Arrow -> tensors (load)':<34}{load:>9.2f}{len(tensors) / load:>13,.0f}")

@@ -31,17 +31,27 @@ from dagster._core.definitions.declarative_automation.operators.dep_operators im
     EntityMatchesCondition,
 )
 
+from ranker_assets.config import RankerConfig
+
 AC = dg.AutomationCondition
 # The graph's automated assets, upstream first (the order a tick's requests run in).
 STAGES = (
     "feature_log",
     "event_log",
+    "sequence_log",  # only for a ranker whose features declare a sequence
     "training_examples",
     "sampled_dataset",
     "ranker_model",
     "validation_report",
     "deployed_ranker",
 )
+
+
+def stages(cfg: RankerConfig) -> tuple[str, ...]:
+    """The stages this ranker has (a ranker without a sequence has no sequence log)."""
+    return tuple(s for s in STAGES if s != "sequence_log" or cfg.features.sequence is not None)
+
+
 # Landing zones get late uploads and re-landed days: a week of days is watched for changes.
 INGEST_LOOKBACK = timedelta(days=7)
 # A day is joined when its next day's events arrive, so the joinable day is two days back.

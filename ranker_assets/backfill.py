@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from ranker_assets.assets.observations import observe_in_process
-from ranker_assets.automation import STAGES
+from ranker_assets.automation import STAGES, stages
 from ranker_assets.config import RankerConfig
 from ranker_assets.dead_runs import watched_execute_in_process
 from ranker_assets.deployment import VALIDATION_TABLE
@@ -32,7 +32,7 @@ from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SAMPLED_TABLE
 from ranker_assets.training.pipeline import window_days
 
-DAILY = ("feature_log", "event_log", "training_examples", "deployed_ranker")
+DAILY = ("feature_log", "event_log", "sequence_log", "training_examples", "deployed_ranker")
 
 
 @dataclass
@@ -64,6 +64,7 @@ class BackfillSummary:
 _READY_AFTER = {
     "feature_log": (0, 0),
     "event_log": (0, 1),
+    "sequence_log": (0, 1),
     "training_examples": (1, 2),  # labels: the next day's events
     "sampled_dataset": (1, 3),
     "ranker_model": (1, 4),
@@ -86,7 +87,8 @@ def _upstream(
 ) -> list[tuple[str, str]]:
     """The (stage, partition key) a partition reads."""
     if stage == "training_examples":
-        return [("feature_log", ds), ("event_log", ds), ("event_log", next_day(ds))]
+        logs = [("feature_log", ds), ("event_log", ds), ("event_log", next_day(ds))]
+        return logs + ([("sequence_log", ds)] if cfg.features.sequence else [])
     if stage == "sampled_dataset":
         return [("training_examples", ds)]
     if stage == "ranker_model":
@@ -199,6 +201,7 @@ def backfill(
     unknown = set(select) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; choose from {list(STAGES)}")
+    select = [s for s in select if s in stages(cfg)]
     job = defs.resolve_implicit_global_asset_job_def()
     days = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
     names = list(

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ranker_assets.config import ConfigError, load_config, ranker_home
-from ranker_assets.ingestion import IngestionError, event_log_spec, feature_log_spec, ingest_day
+from ranker_assets.ingestion import IngestionError, ingest_day, log_specs
 from ranker_assets.world.simulator import simulate_to_landing
 
 
@@ -50,8 +50,7 @@ def _check_logs(args: argparse.Namespace) -> int:
     writing anything; exit 1 where ingestion would block a day or cannot read it."""
     cfg = load_config(args.config)
     landing = Path(args.landing) if args.landing else ranker_home() / "landing"
-    vocab, tz = cfg.vocabulary, cfg.timezone
-    specs = (feature_log_spec(cfg.features, vocab, tz), event_log_spec(vocab, tz))
+    specs = log_specs(cfg)
     bound = cfg.ingestion.quarantine_error_share
     problems = 0
     for i in range(args.days):

@@ -18,7 +18,8 @@ from ranker_assets.evaluation.report import utility
 from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.tracking import PREVIOUS, load_registered
 from ranker_assets.world.holdout import HoldoutScorer
-from ranker_assets.world.policies import Features, HeuristicScorer, Scorer
+from ranker_assets.world.policies import SEQUENCE_COUNT, Features, HeuristicScorer, Scorer
+from ranker_assets.world.recent_actions import per_request_lists
 
 
 class ModuleScorer:
@@ -30,8 +31,20 @@ class ModuleScorer:
         self.module, self.spec, self.weights, self.name = module, spec, weights, name
 
     def score(self, features: Features) -> np.ndarray:
-        shape = features[self.spec.inputs[0]].shape
-        frame = pd.DataFrame({c: features[c].ravel() for c in self.spec.inputs})
+        shape = features[self.spec.dense[0]].shape
+        seq = self.spec.sequence
+        per_request = {"request_id", "request_ts", *seq.columns} if seq else set()
+        frame = pd.DataFrame(
+            {c: features[c].ravel() for c in self.spec.inputs if c not in per_request}
+        )
+        if seq is not None:  # each candidate row refers to its request's action lists
+            lists = per_request_lists(
+                {c: features[c] for c in seq.columns}, features[SEQUENCE_COUNT]
+            )
+            for column, values in lists.items():
+                frame[column] = np.repeat(values, shape[1])
+            frame["request_id"] = np.repeat(np.arange(shape[0]), shape[1])
+            frame["request_ts"] = np.repeat(features["request_ts"], shape[1])
         return utility(predict_frame(self.module, frame, self.spec), self.weights).reshape(shape)
 
 

@@ -8,6 +8,7 @@ so onboarding a new ranker is writing a file rather than editing code.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -57,11 +58,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The sequence log's list columns every sequence has (one list entry per recent action).
+SEQUENCE_ITEM, SEQUENCE_ACTION, SEQUENCE_TS = "action_pin_id", "action_type", "action_ts"
+
+
+class SequenceSpec(_Strict):
+    """The user's recent actions before a request, logged once per request (the sequence log).
+
+    Each action has an item (`action_pin_id`), a type (`action_type`, one of the vocabulary's
+    label events) and a time (`action_ts`, ascending, before the request), plus the attributes
+    named here: sequence-log column `action_<name>` -> the candidate column with the same
+    meaning, which target attention compares it with (the item is compared with `pin_id`).
+    """
+
+    max_length: int = Field(100, ge=1, le=1000)  # a longer logged sequence is quarantined
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("attributes")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [
+            k for k in v if not re.fullmatch(r"[a-z][a-z0-9_]*", k) or k in ("pin_id", "type", "ts")
+        ]
+        if bad:
+            raise ValueError(f"sequence attribute names must be lower_snake_case, not {bad}")
+        return v
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The sequence log's list columns."""
+        return (
+            SEQUENCE_ITEM,
+            SEQUENCE_ACTION,
+            SEQUENCE_TS,
+            *(f"action_{a}" for a in self.attributes),
+        )
+
+    @property
+    def candidate_columns(self) -> tuple[str, ...]:
+        """The candidate columns the actions are compared with: the item, then each attribute's."""
+        return ("pin_id", *self.attributes.values())
+
+
 class FeatureSpec(_Strict):
     """Which logged columns are model features; logs with other features declare theirs here."""
 
     dense: tuple[str, ...] = Field(min_length=1)
     categorical: tuple[str, ...] = ()
+    # The user's recent actions (a sequence log); None: this ranker's logs have none.
+    sequence: SequenceSpec | None = None
 
     @model_validator(mode="after")
     def _no_overlap(self) -> FeatureSpec:
@@ -84,8 +129,14 @@ class FeatureSpec(_Strict):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """The columns a model reads, dense first (dense and categorical never overlap)."""
-        return self.dense + self.categorical
+        """The columns a model reads, dense first; with a sequence also the request id and time
+        (rows of one request share its sequence; actions are dated relative to the request), the
+        candidate columns actions are compared with, and the sequence's list columns."""
+        if self.sequence is None:
+            return self.dense + self.categorical
+        seq = self.sequence
+        extra = ("request_id", "request_ts", *seq.candidate_columns, *seq.columns)
+        return (*self.dense, *dict.fromkeys((*self.categorical, *extra)))
 
 
 class Vocabulary(_Strict):
@@ -143,6 +194,8 @@ class LoggingConfig(_Strict):
     impression_keep_rate: float = Field(0.10, gt=0.0, le=1.0)
     randomized_share: float = Field(0.02, ge=0.0, le=1.0)
     hash_salt: str = "closeup-logger-v1"
+    # The user's last N actions, logged once per request that has a logged candidate (0: none).
+    sequence_length: int = Field(100, ge=0, le=1000)
 
 
 class WorldConfig(_Strict):
@@ -176,6 +229,10 @@ class WorldConfig(_Strict):
     trend_logit: float = Field(0.8, ge=0.0)
     trend_days: int = Field(14, ge=1, le=90)
     weekly_logit: float = Field(0.1, ge=0.0)
+    # Recent actions (our assumption): an average user engages this often a day, and a history
+    # reaches back at most this far; the logger keeps the last `logging.sequence_length`.
+    actions_per_day: float = Field(20.0, gt=0.0)
+    history_days: float = Field(7.0, gt=0.0)
     late_report_share: float = Field(0.01, ge=0.0, le=1.0)
     # Real clients retry (duplicate events) and send broken rows; ingestion must cope.
     client_fault_share: float = Field(0.002, ge=0.0, le=0.5)
@@ -257,6 +314,24 @@ class SamplingSettings(_Strict):
         return path if path.is_absolute() else REPO_ROOT / path
 
 
+class SequenceModel(_Strict):
+    """The sequence encoder, used when the features declare a sequence: a transformer over the
+    last `length` actions, then attention from each candidate to the encoded actions."""
+
+    length: int = Field(100, ge=1, le=1000)
+    layers: int = Field(1, ge=1, le=8)
+    heads: int = Field(1, ge=1)
+    dim: int = Field(16, ge=2)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> SequenceModel:
+        if self.dim % self.heads:
+            raise ValueError(
+                f"model.sequence.dim ({self.dim}) must be a multiple of heads ({self.heads})"
+            )
+        return self
+
+
 class ModelConfig(_Strict):
     """The multi-task ranker: architecture, training window, options, calibration."""
 
@@ -295,6 +370,7 @@ class ModelConfig(_Strict):
     # constant (ignored), and z-scores are clipped, so serving never sees extreme inputs.
     dense_std_floor: float = Field(1e-3, gt=0.0)
     dense_clip: float = Field(5.0, gt=0.0)
+    sequence: SequenceModel = SequenceModel()  # read only when features.sequence is declared
 
     @model_validator(mode="after")
     def _weights_name_heads(self) -> ModelConfig:
@@ -517,6 +593,22 @@ class RankerConfig(_Strict):
                 f"features or evaluation.slices use columns the vocabulary says the logs do not "
                 f"have: {sorted(used)}"
             )
+        seq = self.features.sequence
+        if seq is not None:
+            unknown_seq = (
+                set(seq.candidate_columns)
+                - set(self.features.categorical)
+                - {
+                    *ID_COLUMNS,
+                    *OPTIONAL_COLUMNS,
+                }
+            )
+            if unknown_seq:
+                raise ValueError(
+                    f"features.sequence.attributes compare actions with {sorted(unknown_seq)}, "
+                    "which are neither categorical features nor the contract's id or context "
+                    "columns"
+                )
         heads = set(self.model.heads)
         named = {
             "gates.primary_head": {self.gates.primary_head},

@@ -17,6 +17,7 @@ from ranker_assets.assets.validation_reports import build_validation_assets
 from ranker_assets.automation import automation_sensor
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.dead_runs import dead_runs_sensor, watched_in_process_executor
+from ranker_assets.ingestion import log_specs
 from ranker_assets.partitions import (
     daily_partitions,
     day_and_config_partitions,
@@ -46,7 +47,7 @@ def build_definitions(
         *build_trained_ranker_assets(cfg, days_x_configs),
         *build_validation_assets(cfg, days_x_configs),
         *build_deployment_assets(cfg, days),
-        *ledger_specs(),
+        *ledger_specs(cfg),
     ]
 
     # Who owns each asset and which ranker it belongs to, in the UI's catalog and filters.
@@ -70,7 +71,7 @@ def build_definitions(
         assets=dg.with_source_code_references(assets),
         jobs=[
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
-            dg.define_asset_job("ingest_logs", selection=["feature_log", "event_log"]),
+            dg.define_asset_job("ingest_logs", selection=[s.name for s in log_specs(cfg)]),
         ],
         sensors=[automation_sensor(), observe_sources_sensor(cfg, days), dead_runs_sensor],
         resources={**build_resources(cfg), **(resources or {})},

@@ -24,7 +24,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.assets.observations import observe_in_process
-from ranker_assets.automation import STAGES
+from ranker_assets.automation import stages
 from ranker_assets.closed_loop import serving_policy
 from ranker_assets.config import RankerConfig, load_config, ranker_home
 from ranker_assets.dead_runs import watched_execute_in_process
@@ -32,6 +32,7 @@ from ranker_assets.definitions import build_definitions
 from ranker_assets.deployment import alias_pair
 from ranker_assets.evaluation.replay import replay_aucs, replay_day
 from ranker_assets.evaluation.report import training_day
+from ranker_assets.training.serving import pyfunc_input
 from ranker_assets.world.simulator import simulate_to_landing
 
 REPLAY_REQUESTS = 4000
@@ -99,14 +100,14 @@ class Demo:
     def tick(self, now: datetime) -> None:
         """Observe the sources, then run what the automation conditions request at `now`."""
         self.observed = observe_in_process(self.defs, self.instance, self.observed)
-        for _ in range(len(STAGES) + 2):
+        for _ in range(len(stages(self.cfg)) + 2):
             evaluation = dg.evaluate_automation_conditions(
                 defs=self.defs, instance=self.instance, evaluation_time=now, cursor=self.cursor
             )
             self.cursor = evaluation.cursor
             requested = [
                 (asset, str(key))
-                for asset in STAGES
+                for asset in stages(self.cfg)
                 for key in sorted(evaluation.get_requested_partitions(dg.AssetKey(asset)), key=str)
             ]
             if not requested:
@@ -179,7 +180,7 @@ def champion_replay(
         return None
     frame = replay_day(cfg, seed, day, requests)
     uri = f"models:/{cfg.mlflow.registered_model}/{champion.version}"
-    scores = mlflow.pyfunc.load_model(uri).predict(frame[list(cfg.features.inputs)])
+    scores = mlflow.pyfunc.load_model(uri).predict(pyfunc_input(frame, cfg.features))
     heads = tuple(scores.columns.str.removeprefix("p_"))
     return champion.version, replay_aucs(frame, scores, heads)
 

@@ -12,20 +12,26 @@ scale; the tests run them small and assert the direction of each effect.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from pyspark.sql import SparkSession
 
 from ranker_assets.closed_loop import ModuleScorer
 from ranker_assets.config import LoggingConfig, RankerConfig
 from ranker_assets.evaluation.metrics import calibration_ratio, weighted_auc
-from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
+from ranker_assets.evaluation.offline import (
+    bootstrap_interval,
+    metric_batch,
+    request_multipliers,
+)
+from ranker_assets.ingestion import event_log_spec, ingest_day, log_specs
 from ranker_assets.joiner import run_joiner
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import SAMPLED_TABLE, sampling_config
@@ -97,8 +103,8 @@ def build_arm(
         events = ingest_day(landing, event_log_spec(cfg.vocabulary), scale.day(i)).valid
         lake.replace_partition("event_log", events, {"ds": scale.day(i)})
     for ds in (scale.day(i) for i in range(n)):
-        feats = ingest_day(landing, feature_log_spec(cfg.features, cfg.vocabulary), ds).valid
-        lake.replace_partition("feature_log", feats, {"ds": ds})
+        for spec in (s for s in log_specs(cfg) if s.name != "event_log"):
+            lake.replace_partition(spec.name, ingest_day(landing, spec, ds).valid, {"ds": ds})
         run_joiner(spark, lake, ds, cfg.features, cfg.joiner, cfg.timezone, vocab=cfg.vocabulary)
         for sampler in samplers:
             run_sampler(
@@ -138,7 +144,8 @@ def served_day(
     """Day `day` of the experiment's world served by `policy` (common random numbers: every
     arm sees the same users, requests and candidates)."""
     start = scale.start + timedelta(days=day)
-    return next(served_days(cfg.world, start, 1, requests, scale.seed, policy, randomized))
+    length = cfg.logging.sequence_length if cfg.features.sequence else 0
+    return next(served_days(cfg.world, start, 1, requests, scale.seed, policy, randomized, length))
 
 
 def replay_frame(
@@ -155,23 +162,44 @@ def judge(
     models: dict[str, Callable[[pd.DataFrame], pd.DataFrame]],
     frame: pd.DataFrame,
     heads: Sequence[str],
+    reference: str | None = None,
+    seed: int = 0,
+    samples: int = 200,
+    confidence: float = 0.9,
 ) -> pd.DataFrame:
     """Per model and head on replayed rows: AUC, and predicted / actual engagement (the
-    calibration ratio, 1.0 is calibrated). The oracle (true probabilities) is a row too."""
+    calibration ratio, 1.0 is calibrated). The oracle (true probabilities) is a row too.
+
+    With a `reference` model, each AUC also gets a bootstrap interval over requests, and its
+    difference to the reference's AUC a paired one (the same resampled requests)."""
     scored = {**{name: score(frame) for name, score in models.items()}, "oracle": frame}
     rows = []
     w = np.ones(len(frame))
-    for name, p in scored.items():
-        for h in heads:
-            y = frame[h].to_numpy()
-            rows.append(
-                {
-                    "model": name,
-                    "head": h,
-                    "auc": weighted_auc(y, p[f"p_{h}"].to_numpy()),
-                    "pred_over_actual": calibration_ratio(y, p[f"p_{h}"].to_numpy(), w),
-                }
-            )
+    codes = pd.factorize(frame["request_id"])[0]
+    mult = request_multipliers(int(codes.max()) + 1, samples, seed) if reference else None
+    tail = (1 - confidence) / 2
+    for h in heads:
+        y = frame[h].to_numpy()
+        aucs = {}
+        if mult is not None:
+            aucs = {
+                name: metric_batch(y, p[f"p_{h}"].to_numpy(), w, codes, mult, 1)["auc"]
+                for name, p in scored.items()
+            }
+        for name, p in scored.items():
+            row = {
+                "model": name,
+                "head": h,
+                "auc": weighted_auc(y, p[f"p_{h}"].to_numpy()),
+                "pred_over_actual": calibration_ratio(y, p[f"p_{h}"].to_numpy(), w),
+            }
+            if aucs:
+                row["auc_low"], row["auc_high"] = bootstrap_interval(aucs[name], tail)
+                diff = aucs[name] - aucs[reference]
+                row[f"minus_{reference}"] = float(diff[0])
+                low, high = bootstrap_interval(diff, tail)
+                row[f"minus_{reference}_low"], row[f"minus_{reference}_high"] = low, high
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -451,45 +479,92 @@ def _with_model(arm: Arm, model: object) -> Arm:
 
 
 # -- How good is the ranker: against a gradient-boosted reference -------------------------
+def sequence_aggregates(frame: pd.DataFrame, cfg: RankerConfig) -> pd.DataFrame:
+    """Hand-made features of the recent actions, the boosted reference's fair share of the
+    sequence: per request, how many of its actions fall in each topic and content type, and
+    per row how many match the candidate's own topic and content type."""
+    _, first, index = np.unique(
+        frame["request_id"].to_numpy(), return_index=True, return_inverse=True
+    )
+    out = {}
+    matched = {}
+    for attribute, candidate, names in (
+        ("action_topic", "pin_topic", range(cfg.world.n_topics)),
+        ("action_content_type", "content_type", CONTENT_TYPES),
+    ):
+        lists = pa.array([v for v in frame[attribute].to_numpy()[first]])
+        parent = pc.list_parent_indices(lists).to_numpy()
+        values = pd.Categorical(pc.list_flatten(lists).to_numpy(zero_copy_only=False), list(names))
+        counts = np.zeros((len(first), len(names)))
+        np.add.at(counts, (parent, values.codes), 1.0)
+        for j, name in enumerate(names):
+            out[f"recent_{attribute}_{name}"] = counts[index, j]
+        own = pd.Categorical(frame[candidate].to_numpy(), list(names)).codes
+        matched[f"recent_same_{candidate}"] = counts[index, own]
+    return pd.DataFrame({**out, **matched}, index=frame.index)
+
+
 def reference_experiment(
     spark: SparkSession, cfg: RankerConfig, root: Path, scale: Scale
 ) -> pd.DataFrame:
-    """Per head on the replay day: the MMoE ranker, a gradient-boosted reference trained on the
-    same sampled rows and weights (scikit-learn HistGradientBoosting on the dense features and
-    the topics), the heuristic serving policy and the oracle."""
+    """Per head on the replay day: the MMoE ranker (with and without the recent actions when
+    the logs have them), a gradient-boosted reference trained on the same sampled rows and
+    weights (scikit-learn HistGradientBoosting on the dense features, the topics and, with a
+    sequence, hand-made aggregates of it), the heuristic serving policy and the oracle. Each AUC
+    has a bootstrap interval over requests, and its paired difference to the boosted one."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     config = cfg.sampling.default
     arm = build_arm(spark, cfg, root, scale, [config])
     outcome = fit(arm, config)
     table = load_window(arm.lake, config, arm.days, cfg.features, cfg.model.heads).to_pandas()
+    with_sequence = cfg.features.sequence is not None
     columns = [
         *cfg.features.dense,
         *(c for c in ("pin_topic", "query_topic") if c in cfg.features.categorical),
     ]
     categorical = [c not in cfg.features.dense for c in columns]
 
+    def boosted_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+        if not with_sequence:
+            return frame[columns]
+        return pd.concat([frame[columns], sequence_aggregates(frame, cfg)], axis=1)
+
+    inputs = boosted_inputs(table)
+    flags = [*categorical, *([False] * (inputs.shape[1] - len(columns)))]
+    models = {
+        h: HistGradientBoostingClassifier(
+            max_iter=200, categorical_features=flags, random_state=0
+        ).fit(inputs, table[h], sample_weight=table["weight"])
+        for h in cfg.model.heads
+    }
+
     def boosted(frame: pd.DataFrame) -> pd.DataFrame:
+        x = boosted_inputs(frame)
         return pd.DataFrame(
-            {f"p_{h}": models[h].predict_proba(frame[columns])[:, 1] for h in cfg.model.heads},
+            {f"p_{h}": models[h].predict_proba(x)[:, 1] for h in cfg.model.heads},
             index=frame.index,
         )
 
-    models = {
-        h: HistGradientBoostingClassifier(
-            max_iter=200, categorical_features=categorical, random_state=0
-        ).fit(table[columns], table[h], sample_weight=table["weight"])
-        for h in cfg.model.heads
-    }
     heuristic = HeuristicScorer()
 
     def heuristic_scores(frame: pd.DataFrame) -> pd.DataFrame:
         s = heuristic.score({c: frame[c].to_numpy() for c in frame.columns})
         return pd.DataFrame({f"p_{h}": s for h in cfg.model.heads}, index=frame.index)
 
+    rankers = {"mmoe": scorer_of(outcome, cfg)}
+    if with_sequence:
+        plain_cfg = cfg.model_copy(
+            update={"features": cfg.features.model_copy(update={"sequence": None})}
+        )
+        plain = fit(replace(arm, cfg=plain_cfg), config)
+        rankers = {"mmoe + sequence": rankers["mmoe"], "mmoe": scorer_of(plain, plain_cfg)}
+    frame = replay_frame(cfg, scale, scale.days)
     quality = judge(
-        {"mmoe": scorer_of(outcome, cfg), "boosted": boosted, "heuristic": heuristic_scores},
-        replay_frame(cfg, scale, scale.days),
+        {**rankers, "boosted": boosted, "heuristic": heuristic_scores},
+        frame,
         cfg.model.heads,
+        reference="boosted",
+        seed=scale.seed,
     )
     return quality.assign(trained_rows=outcome.rows["train"])

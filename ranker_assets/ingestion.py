@@ -27,8 +27,8 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
-from ranker_assets.config import FeatureSpec, Vocabulary
-from ranker_assets.hybrid_logging import contract
+from ranker_assets.config import FeatureSpec, RankerConfig, SequenceSpec, Vocabulary
+from ranker_assets.hybrid_logging import contract, sequences
 from ranker_assets.hybrid_logging.landing import day_files
 from ranker_assets.lake import PARTITION, Lake
 
@@ -56,6 +56,8 @@ class LogSpec:
     key: tuple[str, ...]
     time_column: str
     timezone: str = "UTC"  # where the partition's day begins and ends
+    # A log with list columns (the sequence log): their spec and the names they are checked by.
+    sequence: tuple[SequenceSpec, Vocabulary] | None = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -79,6 +81,29 @@ def feature_log_spec(
         "request_ts",
         timezone,
     )
+
+
+def sequence_log_spec(
+    spec: SequenceSpec, vocab: Vocabulary | None = None, timezone: str = "UTC"
+) -> LogSpec:
+    vocab = vocab or Vocabulary()
+    return LogSpec(
+        "sequence_log",
+        sequences.sequence_log_schema(vocab),
+        ("request_id",),
+        "request_ts",
+        timezone,
+        (spec, vocab),
+    )
+
+
+def log_specs(cfg: RankerConfig) -> tuple[LogSpec, ...]:
+    """The logs this ranker ingests: features and events, and its sequence log if it has one."""
+    vocab, tz = cfg.vocabulary, cfg.timezone
+    specs = [feature_log_spec(cfg.features, vocab, tz), event_log_spec(vocab, tz)]
+    if cfg.features.sequence is not None:
+        specs.append(sequence_log_spec(cfg.features.sequence, vocab, tz))
+    return tuple(specs)
 
 
 @dataclass(frozen=True)
@@ -291,7 +316,9 @@ def likely_fix(rule: str, column: str | None, timezone: str) -> str | None:
 
 
 def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Split raw rows into (valid typed rows, quarantine records, number of duplicates dropped)."""
+    """Split raw rows into (valid typed rows, quarantine records, number of duplicates dropped).
+
+    List columns (the sequence log's) come back as typed Arrow lists in `attrs["lists"]`."""
     reason = pd.Series(None, index=df.index, dtype=object)
     column = pd.Series(None, index=df.index, dtype=object)
     detail = pd.Series(None, index=df.index, dtype=object)
@@ -328,6 +355,13 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
             ),
         )
         typed[name] = cast
+
+    lists: dict[str, pa_arrow.Array] = {}
+    if spec.sequence is not None:
+        when = typed.get("request_ts", pd.Series(pd.NaT, index=df.index))
+        problems, lists = sequences.list_problems(df, when, *spec.sequence)
+        for p in problems:
+            flag(pd.Series(p.rows, index=df.index), p.rule, p.column, p.detail)
 
     # Value rules from the contract, on rows whose types are right.
     ok = reason.isna()
@@ -387,7 +421,10 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
     )
     kept = typed[~bad].astype(dtypes)
     dup = kept.duplicated(list(spec.key), keep="first")
-    return kept[~dup], quarantine, int(dup.sum())
+    kept = kept[~dup]
+    rows = pa_arrow.array(kept.index.to_numpy())
+    kept.attrs["lists"] = {name: arr.take(rows) for name, arr in lists.items()}
+    return kept, quarantine, int(dup.sum())
 
 
 def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
@@ -409,7 +446,10 @@ def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
     )
     quarantine.insert(0, "ds", ds)
     quarantine.insert(0, "log", spec.name)
+    lists = kept.attrs.pop("lists", {})
     valid = pa_arrow.Table.from_pandas(kept, preserve_index=False).replace_schema_metadata(None)
+    for name, values in lists.items():
+        valid = valid.append_column(name, values)
     valid = valid.append_column("ds", pa_arrow.array([ds] * valid.num_rows, pa_arrow.string()))
     q = pa_arrow.Table.from_pandas(
         quarantine.astype({"row_number": "int64"}), schema=QUARANTINE_SCHEMA, preserve_index=False

@@ -47,6 +47,13 @@ def column_lineage(spec: FeatureSpec, vocab: Vocabulary) -> dict[str, list[tuple
     # A label is an engagement event within the maturity window after the impression.
     lineage.update({lab: [*event, ("feature_log", "request_ts")] for lab in vocab.label_events})
     lineage["ds"] = [("feature_log", "ds")]
+    if spec.sequence is not None:
+        lineage.update(
+            {
+                c: [("sequence_log", c), ("sequence_log", "request_id")]
+                for c in spec.sequence.columns
+            }
+        )
     return lineage
 
 
@@ -57,6 +64,7 @@ class JoinStats:
     features_without_impression: int  # impressed per the feature log, no impression event
     engaged_without_features: int  # engaged and impressed on D, but no feature row
     positives: dict[str, int]
+    rows_without_sequence: int | None = None  # None: this ranker has no sequence log
     labels_from: str = ""  # which events the labels came from, and why they count as final
 
     @property
@@ -104,8 +112,12 @@ def join_day(
     spec: FeatureSpec,
     cfg: JoinerConfig,
     vocab: Vocabulary,
+    sequences: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
-    """Return (training examples of `ds`, engaged keys of `ds` that have no feature row)."""
+    """Return (training examples of `ds`, engaged keys of `ds` that have no feature row).
+
+    With a sequence log, each example gets its request's recent actions (null lists for a
+    request the sequence log lacks: counted, and read by the model as an empty history)."""
     labels_ = vocab.label_events
     context = context_columns(vocab)
     id_type = "long" if vocab.id_type == "int64" else "string"
@@ -142,6 +154,9 @@ def join_day(
         ],
         F.lit(ds).alias("ds"),
     )
+    if sequences is not None and spec.sequence is not None:
+        lists = sequences.where(F.col("ds") == ds).select("request_id", *spec.sequence.columns)
+        examples = examples.join(lists, "request_id", "left")
     engaged = F.lit(False)
     for lab in labels_:
         engaged = engaged | F.col(f"_{lab}").isNotNull()
@@ -165,7 +180,8 @@ def run_joiner(
     Refuses to join a day whose labels are not final (see `label_days`), so a day's labels
     are never silently truncated.
     """
-    missing = [f"{t}[{ds}]" for t in ("feature_log", "event_log") if not lake.has_data(t, ds)]
+    logs = ("feature_log", "event_log", *(("sequence_log",) if spec.sequence else ()))
+    missing = [f"{t}[{ds}]" for t in logs if not lake.has_data(t, ds)]
     labels = label_days(lake, ds, cfg, timezone, now)
     if labels is None:
         missing.append(f"event_log[{next_day(ds)}]")
@@ -184,17 +200,21 @@ def run_joiner(
     features = lake.spark_read(spark, "feature_log", [ds])
     events = lake.spark_read(spark, "event_log", days)
     vocab = vocab or Vocabulary()
-    examples, orphans = join_day(features, events, ds, spec, cfg, vocab)
+    sequences = lake.spark_read(spark, "sequence_log", [ds]) if spec.sequence else None
+    examples, orphans = join_day(features, events, ds, spec, cfg, vocab, sequences)
     version, rows = lake.spark_replace_day(examples, "training_examples", ds)
     # Statistics come from what was written (Arrow batches of a few columns: memory stays that
     # of a batch), not from a second Spark pass: the join is computed once. A left join on the
     # feature log's unique (request, pin) keeps its rows one for one, so the feature rows are
     # the written rows.
-    no_impression, positives = 0, dict.fromkeys(vocab.label_events, 0)
-    columns = ["impressed", "impression_ts", *vocab.label_events]
+    no_impression, no_sequence, positives = 0, 0, dict.fromkeys(vocab.label_events, 0)
+    seq_column = [spec.sequence.columns[0]] if spec.sequence else []
+    columns = ["impressed", "impression_ts", *vocab.label_events, *seq_column]
     for batch in lake.batches("training_examples", [ds], columns):
         missing = pc.and_(batch["impressed"], pc.is_null(batch["impression_ts"]))
         no_impression += int(pc.sum(missing.cast(pa.int64())).as_py() or 0)
+        if seq_column:
+            no_sequence += batch[seq_column[0]].null_count
         for lab in positives:
             positives[lab] += int(pc.sum(batch[lab].cast(pa.int64())).as_py() or 0)
     stats = JoinStats(
@@ -204,5 +224,6 @@ def run_joiner(
         engaged_without_features=orphans.count(),
         positives=positives,
         labels_from=labels_from,
+        rows_without_sequence=no_sequence if spec.sequence else None,
     )
     return version, stats

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
+from ranker_assets.ingestion import event_log_spec, ingest_day, log_specs
 from ranker_assets.joiner import run_joiner
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import load_sampling_configs
@@ -95,8 +95,8 @@ def training_world(tmp_path_factory: pytest.TempPathFactory, spark) -> TrainingW
         )
     legacy = load_sampling_configs(cfg.sampling.configs_path)["legacy"]
     for ds in DAYS:
-        feats = ingest_day(landing, feature_log_spec(cfg.features), ds).valid
-        lake.replace_partition("feature_log", feats, {"ds": ds})
+        for spec in (s for s in log_specs(cfg) if s.name != "event_log"):
+            lake.replace_partition(spec.name, ingest_day(landing, spec, ds).valid, {"ds": ds})
         run_joiner(spark, lake, ds, cfg.features, cfg.joiner)
         run_sampler(lambda: spark, lake, ds, legacy, cfg.sampling.max_ratio_change)
     return TrainingWorld(cfg, lake, landing)

@@ -97,7 +97,11 @@ def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(g
     )
     # Every landed day is ingested. Nothing is joined in the same pass: a join's run could
     # start before the runs that write its inputs.
-    assert _requested(landed) == {"feature_log": {D1, D2, D3}, "event_log": {D1, D2, D3}}
+    assert _requested(landed) == {
+        "feature_log": {D1, D2, D3},
+        "event_log": {D1, D2, D3},
+        "sequence_log": {D1, D2, D3},
+    }
     _materialize(defs, instance, _requested(landed))
     # Then D2 is joined (its next day's events are in). D3 is the newest day: its next day is
     # not over; D1 is older than the join's lookback (two days ending with the newest day of
@@ -159,7 +163,11 @@ def test_recent_counts_from_the_newest_landed_day_not_the_wall_clock(graph) -> N
         )
     # (the days of late events are over by now too: they are ingested as well)
     every = {str(START + timedelta(days=i)) for i in range(5)}
-    assert _requested(landed) == {"feature_log": {D1, D2, D3}, "event_log": every}
+    assert _requested(landed) == {
+        "feature_log": {D1, D2, D3},
+        "event_log": every,
+        "sequence_log": {D1, D2, D3},
+    }
 
 
 def test_a_finished_log_is_joined_once_its_labels_are_final_by_time(tmp_path: Path) -> None:
@@ -184,7 +192,8 @@ def test_a_finished_log_is_joined_once_its_labels_are_final_by_time(tmp_path: Pa
             first = dg.evaluate_automation_conditions(
                 defs=defs, instance=instance, evaluation_time=at
             )
-            _materialize(defs, instance, {"feature_log": {D1}, "event_log": {D1}})
+            logs = ("feature_log", "event_log", "sequence_log")
+            _materialize(defs, instance, {log: {D1} for log in logs})
             after = dg.evaluate_automation_conditions(
                 defs=defs, instance=instance, evaluation_time=at, cursor=first.cursor
             )
@@ -288,7 +297,7 @@ def test_a_backfill_runs_upstream_first_skips_unready_days_and_is_idempotent(
             "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         },
     )
-    select = ("feature_log", "event_log", "training_examples", "sampled_dataset")
+    select = ("feature_log", "event_log", "sequence_log", "training_examples", "sampled_dataset")
     lines: list[str] = []
     with dg.instance_for_test() as instance:
         days = (START, START + timedelta(days=1))
@@ -308,7 +317,7 @@ def test_a_backfill_runs_upstream_first_skips_unready_days_and_is_idempotent(
         any(f"sampled_dataset legacy|{D2}" in s for s in first.skipped)
         or first.outcomes[("sampled_dataset", "failed")] == 0
     )
-    assert lines[0].startswith("[1/8] feature_log 2026-11-01: ok")
+    assert lines[0].startswith("[1/10] feature_log 2026-11-01: ok")
     assert "training_examples" in first.table()
     assert first.ok
 

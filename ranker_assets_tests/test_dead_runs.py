@@ -34,7 +34,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("dead_runs")
     overrides = {"world": {"n_users": 2000, "n_pins": 5000}}
     return ranker_home_with_history(
-        root, FIRST, 2, 600, 3, overrides, stages=("feature_log", "event_log")
+        root, FIRST, 2, 600, 3, overrides, stages=("feature_log", "event_log", "sequence_log")
     )
 
 

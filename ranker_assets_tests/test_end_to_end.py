@@ -37,6 +37,7 @@ CHAIN_TIMEOUT_S = 600
 AUTOMATED = (
     "feature_log",
     "event_log",
+    "sequence_log",
     "training_examples",
     "validation_report",
     "deployed_ranker",

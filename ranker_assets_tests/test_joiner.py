@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ranker_assets.config import FeatureSpec, JoinerConfig
+from ranker_assets.config import FeatureSpec, JoinerConfig, SequenceSpec
 from ranker_assets.joiner import LabelsNotReadyError, run_joiner
 from ranker_assets.lake import Lake
 
@@ -180,3 +180,41 @@ def test_a_finished_logs_last_day_is_joined_once_its_labels_count_as_final(
         run_joiner(
             spark, finished, D, SPEC, cfg, "America/Los_Angeles", day_end + timedelta(hours=37)
         )
+
+
+def test_each_example_gets_its_requests_recent_actions_intact(lake: Lake, spark) -> None:
+    spec = SPEC.model_copy(update={"sequence": SequenceSpec(attributes={"topic": "pin_topic"})})
+    actions = [[9, 8, 7], []]  # request 1 has a history, request 2 a new user's empty one
+    lake.replace_partition(
+        "sequence_log",
+        pa.table(
+            {
+                "request_id": pa.array([1, 2], pa.int64()),
+                "user_id": pa.array([7, 7], pa.int64()),
+                "request_ts": pa.array(
+                    [_ts(f"{D}T23:59:00"), _ts(f"{D}T10:00:00")], pa.timestamp("us", tz="UTC")
+                ),
+                "action_pin_id": pa.array(actions, pa.list_(pa.int64())),
+                "action_type": pa.array([["click", "repin", "click"], []]),
+                "action_ts": pa.array(
+                    [[_ts(f"{D}T0{h}:00:00") for h in (1, 2, 3)], []],
+                    pa.list_(pa.timestamp("us", tz="UTC")),
+                ),
+                "action_topic": pa.array([[1, 2, 3], []], pa.list_(pa.int64())),
+                "ds": [D, D],
+            }
+        ),
+        {"ds": D},
+    )
+    _, stats = run_joiner(spark, lake, D, spec, JoinerConfig())
+    rows = lake.read("training_examples", [D]).to_pylist()
+    by_request = {r["request_id"]: r for r in rows}
+    assert by_request[1]["action_pin_id"] == [9, 8, 7] and by_request[2]["action_pin_id"] == []
+    assert by_request[1]["action_type"] == ["click", "repin", "click"]
+    assert by_request[1]["action_ts"][2] == _ts(f"{D}T03:00:00")
+    assert all(r["action_topic"] == [1, 2, 3] for r in rows if r["request_id"] == 1)
+    assert len(rows) == 6 and stats.rows_without_sequence == 0
+    # A request the sequence log lacks joins with no history, and is counted.
+    lake.replace_partition("sequence_log", lake.read("sequence_log", [D]).slice(0, 1), {"ds": D})
+    _, stats = run_joiner(spark, lake, D, spec, JoinerConfig())
+    assert stats.rows_without_sequence == 2  # request 2's two candidates

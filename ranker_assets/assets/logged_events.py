@@ -1,4 +1,5 @@
-"""`feature_log` and `event_log`: a landed day -> valid Delta rows + quarantine with reasons."""
+"""`feature_log`, `event_log` and, for a ranker with a sequence, `sequence_log`: a landed day
+-> valid Delta rows + quarantine with reasons."""
 
 import dagster as dg
 
@@ -13,9 +14,8 @@ from ranker_assets.ingestion import (
     IngestResult,
     LogSpec,
     commit_day,
-    event_log_spec,
-    feature_log_spec,
     ingest_day,
+    log_specs,
 )
 from ranker_assets.resources import LakeResource, LandingResource
 
@@ -129,8 +129,7 @@ def _ingestion_asset(
 def build_logged_event_assets(
     cfg: RankerConfig, days: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition | dg.SourceAsset]:
-    vocab, tz = cfg.vocabulary, cfg.timezone
-    specs = (feature_log_spec(cfg.features, vocab, tz), event_log_spec(vocab, tz))
+    specs = log_specs(cfg)
     return [
         *(_landing_asset(spec.name, days) for spec in specs),
         *(_ingestion_asset(cfg, days, spec) for spec in specs),

@@ -20,17 +20,16 @@ from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.config import RankerConfig
 from ranker_assets.deployment import DEPLOYMENTS
 from ranker_assets.hybrid_logging.landing import day_fingerprints
-from ranker_assets.ingestion import QUARANTINE_TABLE
+from ranker_assets.ingestion import QUARANTINE_TABLE, log_specs
 from ranker_assets.lake import Lake
 from ranker_assets.resources import LakeResource, LandingResource
 from ranker_assets.sampling.config import scan_sampling_configs
 from ranker_assets.sampling.run import HEALTH
 
-LANDED_LOGS = ("feature_log", "event_log")
 # Tables the stages append to, shown as assets: what each records, and the asset that writes it.
 LEDGERS = {
     QUARANTINE_TABLE: (
-        ("feature_log", "event_log"),
+        (),  # written by every ingestion asset: see ledger_specs
         "Every rejected log row: the rule it broke, the column and the raw payload.",
     ),
     HEALTH: (
@@ -44,12 +43,13 @@ LEDGERS = {
 }
 
 
-def ledger_specs() -> list[dg.AssetSpec]:
+def ledger_specs(cfg: RankerConfig) -> list[dg.AssetSpec]:
     """The ledger tables as external assets; observe_sources reports their row counts."""
+    logs = tuple(s.name for s in log_specs(cfg))
     return [
         dg.AssetSpec(
             table,
-            deps=writers,
+            deps=writers or logs,
             group_name="ledgers",
             kinds={"delta"},
             description=f"{text} Observed by the observe_sources sensor (row count, schema).",
@@ -85,7 +85,7 @@ def current_versions(
         f"landing/{log}": {
             ds: v for ds, v in day_fingerprints(landing.root(), log).items() if ds in known
         }
-        for log in LANDED_LOGS
+        for log in (s.name for s in log_specs(cfg))
     }
     valid, broken = scan_sampling_configs(cfg.sampling.configs_path, cfg.vocabulary)
     versions["sampling_config"] = {n: c.content_hash() for n, c in valid.items()} | {

@@ -20,6 +20,7 @@ def build_training_data_assets(
             dg.AssetDep("feature_log"),
             # Labels of day D need the events of D and D+1: D is joined only once D+1 exists.
             dg.AssetDep("event_log", partition_mapping=dg.TimeWindowPartitionMapping(end_offset=1)),
+            *([dg.AssetDep("sequence_log")] if cfg.features.sequence else []),
         ],
         group_name="training_data",
         kinds={"spark", "delta"},

@@ -93,7 +93,7 @@ def slice_masks(frame: pd.DataFrame, slices: Sequence[SliceSpec]) -> dict[str, n
     return {name: mask for name, mask in masks.items() if mask.any()}
 
 
-def _bootstrap_interval(values: np.ndarray, tail: float) -> tuple[float, float]:
+def bootstrap_interval(values: np.ndarray, tail: float) -> tuple[float, float]:
     """The (tail, 1 - tail) quantiles of the replicates (values[1:]; values[0] is the point)."""
     replicates = values[1:][np.isfinite(values[1:])]
     if not len(replicates):
@@ -146,7 +146,7 @@ def compare_models(
                     "sufficient": positives >= min_positives,
                 }
                 for model, values in batches.items():
-                    low, high = _bootstrap_interval(values[metric], tail)
+                    low, high = bootstrap_interval(values[metric], tail)
                     out.append(
                         {
                             **base,
@@ -158,7 +158,7 @@ def compare_models(
                     )
                 if CHAMPION in batches:
                     diff = batches[CHALLENGER][metric] - batches[CHAMPION][metric]
-                    low, high = _bootstrap_interval(diff, tail)
+                    low, high = bootstrap_interval(diff, tail)
                     out.append(
                         {
                             **base,

@@ -33,6 +33,7 @@ def replay_day(cfg: RankerConfig, seed: int, day: date, requests: int) -> pd.Dat
         requests,
         HeuristicScorer(),
         1.0,
+        cfg.logging.sequence_length if cfg.features.sequence else 0,
     )
     frame = candidates_frame(served)
     return frame[frame["impressed"]].reset_index(drop=True)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
-from ranker_assets.config import EvaluationConfig, RankerConfig, SliceSpec
+from ranker_assets.config import EvaluationConfig, FeatureSpec, RankerConfig, SliceSpec
 from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
 from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
@@ -37,7 +37,7 @@ from ranker_assets.evaluation.plots import (
     embedded_markdown,
 )
 from ranker_assets.lake import Lake
-from ranker_assets.training.serving import predict_frame
+from ranker_assets.training.serving import one_request, predict_frame, pyfunc_input
 from ranker_assets.training.tracking import load_registered, raw_name
 from ranker_assets.world.truth import slate_truth
 
@@ -119,7 +119,13 @@ def _interval(value: float, low: float, high: float, signed: bool = False) -> st
 
 
 def serving_checks(
-    name: str, challenger: str, champion: str | None, frame: pd.DataFrame, requests: int, n: int
+    name: str,
+    challenger: str,
+    champion: str | None,
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    requests: int,
+    n: int,
 ) -> dict[str, float]:
     """Latency of scoring one request of `n` candidates through the registered pyfuncs, loaded
     from the registry as a serving host would (the challenger interleaved with the champion,
@@ -127,7 +133,7 @@ def serving_checks(
     uri = f"models:/{name}/{challenger}"
     folder = Path(mlflow.artifacts.download_artifacts(uri))
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    batch = frame.sample(n=n, replace=len(frame) < n, random_state=0).reset_index(drop=True)
+    batch = pyfunc_input(one_request(frame, spec, n), spec)
     models = {CHALLENGER: mlflow.pyfunc.load_model(uri)}
     if champion:
         models[CHAMPION] = mlflow.pyfunc.load_model(f"models:/{name}/{champion}")
@@ -366,7 +372,8 @@ def validate_challenger(
         name,
         challenger.version,
         champion.version if champion else None,
-        impressed[list(cfg.features.inputs)],
+        impressed,
+        cfg.features,
         cfg.gates.serving.latency_requests,
         cfg.gates.serving.candidates_per_request,
     )

@@ -3,6 +3,7 @@
 Layout (see docs/log_contract.md):
   feature_log/ds=YYYY-MM-DD/*.parquet   logged candidates with features, by request day
   event_log/ds=YYYY-MM-DD/*.jsonl       client events, by the day of the event's timestamp
+  sequence_log/ds=YYYY-MM-DD/*.parquet  users' recent actions, once per request, by request day
   ground_truth/ds=YYYY-MM-DD/*.parquet  simulator only; the pipeline never reads it
 A day of traffic writes events into the next day's folder too (sessions cross midnight), so
 file names carry the traffic day they came from: re-landing a day replaces its own files only.
@@ -74,6 +75,14 @@ def write_day(landing: Path, ds: date, logged: LoggedDay) -> dict[str, WriteStat
             (gpath,),
         ),
     }
+    if logged.sequence_log is not None:
+        spath = day_dir(landing, "sequence_log", ds) / f"{name}.parquet"
+        stats["sequence_log"] = WriteStats(
+            "sequence_log",
+            logged.sequence_log.num_rows,
+            write_parquet_atomic(logged.sequence_log, spath),
+            (spath,),
+        )
     events = logged.event_log
     event_day = events["timestamp"].dt.strftime("%Y-%m-%d")
     paths, size = [], 0

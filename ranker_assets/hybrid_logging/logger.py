@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ranker_assets.config import FEATURE_LOG_KEY_COLUMNS, LoggingConfig
+from ranker_assets.world.recent_actions import SOURCE, list_array
 from ranker_assets.world.traffic import ServedDay
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES, PLATFORMS
 
@@ -88,6 +89,24 @@ class LoggedDay:
     n_served: int
     n_impressed: int
     n_log_requests: int  # before deduplication
+    sequence_log: pa.Table | None = None  # one row per request with a logged candidate
+
+
+def sequence_log(day: ServedDay, requests: np.ndarray) -> pa.Table:
+    """The users' recent actions, once per request in `requests` (request rows), never per
+    candidate: the point of hybrid logging is that a request's context is stored once."""
+    recent = day.recent
+    assert recent is not None
+    valid = recent.valid()[requests]
+    columns = {
+        "request_id": pa.array(day.request_id[requests]),
+        "user_id": pa.array(day.user_id[requests]),
+        "request_ts": pa.array(day.request_ts_us[requests], type=pa.timestamp("us", tz="UTC")),
+    }
+    for name, values in recent.columns(requests).items():
+        columns[name] = list_array(values, valid)
+    columns["sequence_source"] = pa.array([SOURCE] * len(requests), type=pa.string())
+    return pa.table(columns)
 
 
 def _categorical(codes: np.ndarray, names: tuple[str, ...]) -> pa.Array:
@@ -192,7 +211,11 @@ def log_day(day: ServedDay, cfg: LoggingConfig) -> LoggedDay:
     extra = [c for c in logged.column_names if c not in FEATURE_LOG_KEY_COLUMNS]
     truth_cols = {k: cols[k] for k in ("request_id", "pin_id", "position", "impressed", "policy")}
     truth_cols.update({k: v.ravel() for k, v in day.truth.items()})
+    sequences = None
+    if day.recent is not None:
+        sequences = sequence_log(day, np.unique(rows // day.n_candidates))
     return LoggedDay(
+        sequence_log=sequences,
         feature_log=logged.select([*FEATURE_LOG_KEY_COLUMNS, *extra]),
         event_log=client_event_log(day),
         ground_truth=_to_table(truth_cols, np.arange(len(cols["request_id"]))),

@@ -11,35 +11,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
 from ranker_assets.config import FeatureSpec
 from ranker_assets.sampling.config import SAMPLED_TABLE
+from ranker_assets.training.hashing import hash_ids
+from ranker_assets.training.sequences import SequenceBatch, SequenceData, sequence_data
 
 if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
     from ranker_assets.lake import Lake
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def hash_ids(values: np.ndarray, feature_index: int, buckets: int) -> np.ndarray:
-    """Deterministic id -> bucket in [0, buckets), different per feature (Fibonacci hashing).
-
-    String ids are first hashed to 64 bits (pandas' fixed-key SipHash, stable across runs).
-    """
-    values = np.asarray(values)
-    if values.dtype.kind in "OUS":
-        values = pd.util.hash_array(values.astype(object), categorize=False)
-    with np.errstate(over="ignore"):
-        x = values.astype(np.uint64) * _GOLDEN + np.uint64(feature_index + 1) * np.uint64(
-            0xBF58476D1CE4E5B9
-        )
-        x ^= x >> np.uint64(31)
-    return (x % np.uint64(buckets)).astype(np.int64)
 
 
 def feature_arrays(
@@ -73,6 +55,7 @@ class Tensors:
     weights: torch.Tensor  # (N,) float32
     randomized: torch.Tensor  # (N,) bool: served in random order
     request_id: np.ndarray  # (N,) int64, for request-level splits
+    sequence: SequenceData | None = None  # the requests' recent actions, for a sequence ranker
 
     def __len__(self) -> int:
         return len(self.weights)
@@ -84,7 +67,8 @@ class Tensors:
             self.labels[idx],
             self.weights[idx],
             self.randomized[idx],
-            self.request_id[idx.numpy()],
+            self.request_id[idx.cpu().numpy()],
+            None if self.sequence is None else self.sequence.subset(idx),
         )
 
     def to(self, device: torch.device) -> Tensors:
@@ -95,7 +79,13 @@ class Tensors:
             self.weights.to(device),
             self.randomized.to(device),
             self.request_id,
+            None if self.sequence is None else self.sequence.to(device),
         )
+
+    def inputs(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, SequenceBatch | None]:
+        """The model's arguments for rows `idx`."""
+        seq = None if self.sequence is None else self.sequence.batch(idx)
+        return self.dense[idx], self.categorical[idx], seq
 
 
 def to_tensors(
@@ -104,7 +94,9 @@ def to_tensors(
     heads: Sequence[str],
     buckets: int,
     randomized_policy: str = "randomized",
+    sequence_length: int = 0,
 ) -> Tensors:
+    """A window as tensors; with a sequence, its requests' last `sequence_length` actions."""
     dense, cats = feature_arrays(table, spec, buckets)
     labels = np.column_stack([table[h].to_numpy().astype(np.float32) for h in heads])
     return Tensors(
@@ -116,12 +108,24 @@ def to_tensors(
             (table["policy"].to_numpy(zero_copy_only=False) == randomized_policy).astype(bool)
         ),
         request_id=table["request_id"].to_numpy(zero_copy_only=False),
+        sequence=(
+            sequence_data(table, spec.sequence, sequence_length, buckets)
+            if spec.sequence is not None
+            else None
+        ),
     )
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Shuffled index batches over n rows."""
-    yield from torch.randperm(n, generator=generator).split(batch_size)
+def batches(
+    n: int, batch_size: int, generator: torch.Generator, groups: torch.Tensor | None = None
+) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over n rows; with `groups` (a request index per row), whole
+    requests are shuffled and kept together, so a batch encodes each request's sequence once."""
+    if groups is None:
+        yield from torch.randperm(n, generator=generator).split(batch_size)
+        return
+    order = torch.randperm(int(groups.max()) + 1 if n else 0, generator=generator)
+    yield from torch.argsort(order[groups.cpu()], stable=True).split(batch_size)
 
 
 def holdout_mask(request_id: np.ndarray, share: float, seed: int) -> np.ndarray:

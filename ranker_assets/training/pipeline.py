@@ -19,6 +19,7 @@ from ranker_assets.evaluation.data_validation import (
 )
 from ranker_assets.lake import Lake
 from ranker_assets.training.data import Tensors, TrainingDataError, load_window, to_tensors
+from ranker_assets.training.serving import pyfunc_input
 from ranker_assets.training.tracking import (
     RegisteredRanker,
     champion_uri,
@@ -66,6 +67,7 @@ def ranker_tensors(table: pa.Table, cfg: RankerConfig) -> Tensors:
         cfg.model.heads,
         cfg.model.hash_buckets,
         cfg.vocabulary.randomized_policy,
+        cfg.model.sequence.length,
     )
 
 
@@ -112,12 +114,12 @@ def train_partition(
             else None,
         )
         mlflow.log_dict(cfg.model_dump(mode="json"), "ranker_config.json")
-        example = table.slice(0, 5).select(list(cfg.features.inputs))
+        example = pyfunc_input(table.slice(0, 5).to_pandas(), cfg.features)
         registered = log_and_register(
             outcome,
             cfg.features,
             cfg.mlflow.registered_model,
-            example.to_pandas(),
+            example,
             params={
                 "model": cfg.model.model_dump(mode="json"),
                 "sampling_config": sampling_config,

@@ -12,26 +12,83 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import torch
 
-from ranker_assets.config import FeatureSpec
+from ranker_assets.config import SEQUENCE_TS, FeatureSpec
 from ranker_assets.training.data import feature_arrays
 from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
+from ranker_assets.training.sequences import sequence_data
+
+# Rows scored at once by a sequence ranker: its attention keys are rows x actions x dim floats.
+SEQUENCE_CHUNK_ROWS = 8192
 
 
 @torch.no_grad()
 def predict_frame(
     model: MMoERanker | CalibratedRanker, frame: pd.DataFrame, spec: FeatureSpec
 ) -> pd.DataFrame:
-    """Probabilities per head (`p_<head>`) for the rows of a feature DataFrame."""
-    dense, cats = feature_arrays(frame, spec, model.arch.hash_buckets)
+    """Probabilities per head (`p_<head>`) for the rows of a feature DataFrame.
+
+    A sequence ranker reads each request's recent actions from the list columns of the
+    request's first row (a request has one sequence), in chunks of rows to bound memory."""
     model.eval()
-    logits = model(torch.from_numpy(dense), torch.from_numpy(cats))
-    heads = model.arch.heads
+    arch = model.arch
+    if spec.sequence is None or not arch.sequence_layers:
+        dense, cats = feature_arrays(frame, spec, arch.hash_buckets)
+        logits = model(torch.from_numpy(dense), torch.from_numpy(cats))
+    else:
+        parts = []
+        for start in range(0, len(frame), SEQUENCE_CHUNK_ROWS):
+            chunk = frame.iloc[start : start + SEQUENCE_CHUNK_ROWS]
+            dense, cats = feature_arrays(chunk, spec, arch.hash_buckets)
+            seq = sequence_data(chunk, spec.sequence, arch.sequence_length, arch.hash_buckets)
+            rows = torch.arange(len(chunk))
+            parts.append(model(torch.from_numpy(dense), torch.from_numpy(cats), seq.batch(rows)))
+        logits = torch.cat(parts) if parts else torch.zeros((0, len(arch.heads)))
+    heads = arch.heads
     return pd.DataFrame(
         torch.sigmoid(logits).numpy(), columns=[f"p_{h}" for h in heads], index=frame.index
     )
+
+
+def pyfunc_input(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """The model's input columns as the registered pyfunc takes them: MLflow's schema has no
+    time zones, so times are naive UTC (the model reads a naive time as UTC), and its JSON
+    serving has no arrays of times, so action times are microseconds since the epoch.
+
+    A request's action lists travel once, on its first row (the others carry nulls), as the
+    sequence log stores them: MLflow checks every list entry in Python, so one copy per
+    candidate would cost a serving call 50 times that."""
+    out = frame[list(spec.inputs)].copy()
+    for name in out.columns:
+        if isinstance(out[name].dtype, pd.DatetimeTZDtype):
+            out[name] = out[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    if spec.sequence is not None:
+        first = ~out["request_id"].duplicated().to_numpy()
+        for name in spec.sequence.columns:
+            values = out[name].to_numpy()
+            if name == SEQUENCE_TS:
+                values = [
+                    None if v is None else np.asarray(v, dtype="datetime64[us]").view(np.int64)
+                    for v in values
+                ]
+            out[name] = [v if keep else None for v, keep in zip(values, first, strict=True)]
+    return out
+
+
+def one_request(frame: pd.DataFrame, spec: FeatureSpec, n: int) -> pd.DataFrame:
+    """`n` candidate rows scored as one request, as serving scores them: with a sequence, all
+    share the longest history among them (the served request's recent actions)."""
+    batch = frame.sample(n=n, replace=len(frame) < n, random_state=0).reset_index(drop=True)
+    if spec.sequence is None:
+        return batch
+    lengths = batch[spec.sequence.columns[0]].map(lambda v: 0 if v is None else len(v))
+    longest = batch.loc[int(lengths.to_numpy().argmax())]
+    for column in ("request_id", "request_ts", *spec.sequence.columns):
+        batch[column] = [longest[column]] * n
+    return batch  # pyfunc_input then sends the lists once, on the first row
 
 
 def save_model(

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema
 from torch import nn
 
 from ranker_assets.config import FeatureSpec, MlflowConfig
@@ -168,7 +169,9 @@ def log_and_register(
             with warnings.catch_warnings():
                 # MLflow hints that int columns cannot hold nulls; the log contract forbids them.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                signature = infer_signature(example, predict_frame(model, example, spec))
+                signature = lists_optional(
+                    infer_signature(example, predict_frame(model, example, spec)), spec
+                )
             info = mlflow.pyfunc.log_model(
                 name=label,
                 python_model=RankerPyfunc(),
@@ -198,6 +201,17 @@ def log_and_register(
     for label in ("raw", "calibrated"):
         client.set_model_version_tag(names[label], versions[label], PAIR_COMPLETE, "true")
     return RegisteredRanker(name, versions["calibrated"], raw_name(name), versions["raw"], run_id)
+
+
+def lists_optional(signature: ModelSignature, spec: FeatureSpec) -> ModelSignature:
+    """The action lists are optional per row: a request sends them once (serving.pyfunc_input)."""
+    if spec.sequence is None or signature.inputs is None:
+        return signature
+    columns = [
+        ColSpec(c.type, c.name, required=c.name not in spec.sequence.columns)
+        for c in signature.inputs.inputs
+    ]
+    return ModelSignature(Schema(columns), signature.outputs, signature.params)
 
 
 def load_registered(model_uri: str) -> tuple[nn.Module, FeatureSpec]:

@@ -35,6 +35,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def architecture(spec: FeatureSpec, cfg: ModelConfig) -> Architecture:
+    seq = cfg.sequence
+    sequence = (
+        {
+            "sequence_length": seq.length,
+            "sequence_layers": seq.layers,
+            "sequence_heads": seq.heads,
+            "sequence_dim": seq.dim,
+            "sequence_attributes": len(spec.sequence.attributes),
+        }
+        if spec.sequence is not None
+        else {}
+    )
     return Architecture(
         n_dense=len(spec.dense),
         n_categorical=len(spec.categorical),
@@ -48,6 +60,7 @@ def architecture(spec: FeatureSpec, cfg: ModelConfig) -> Architecture:
         dropout=cfg.dropout,
         dense_std_floor=cfg.dense_std_floor,
         dense_clip=cfg.dense_clip,
+        **sequence,
     )
 
 
@@ -56,11 +69,11 @@ def predict_logits(model: nn.Module, data: Tensors, batch_size: int = 65_536) ->
     """Batch inference in eval mode; returns logits on the CPU."""
     model.eval()
     device = next(model.parameters()).device
+    if data.sequence is not None:  # a batch's keys are (rows x actions x dim): keep it small
+        batch_size = min(batch_size, 8192)
+    data = data.to(device)
     out = [
-        model(
-            data.dense[i : i + batch_size].to(device),
-            data.categorical[i : i + batch_size].to(device),
-        ).cpu()
+        model(*data.inputs(torch.arange(i, min(i + batch_size, len(data)), device=device))).cpu()
         for i in range(0, len(data), batch_size)
     ]
     return torch.cat(out) if out else torch.zeros((0, len(model.arch.heads)))
@@ -138,9 +151,10 @@ def train_ranker(
     for epoch in range(cfg.epochs):
         model.train()
         loss_sum = torch.zeros(len(heads), dtype=torch.float64)
-        for idx in batches(len(train), cfg.batch_size, generator):
+        groups = None if train.sequence is None else train.sequence.request_index
+        for idx in batches(len(train), cfg.batch_size, generator, groups):
             idx_dev = idx.to(device)
-            logits = model(train_dev.dense[idx_dev], train_dev.categorical[idx_dev])
+            logits = model(*train_dev.inputs(idx_dev))
             w = train_dev.weights[idx_dev].unsqueeze(1)
             per_head = _weighted_bce(logits, train_dev.labels[idx_dev], w)
             loss = (per_head * task_w).sum()

@@ -11,7 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
+# (n_requests, n_candidates) arrays by column; with recent actions also (n_requests, L) arrays
+# by sequence-log column, right-aligned, and how many of each row are real under this key.
 Features = dict[str, np.ndarray]
+SEQUENCE_COUNT = "action_count"
 
 
 class Scorer(Protocol):

@@ -71,7 +71,16 @@ def simulate_to_landing(
     policy = scorer or HeuristicScorer()
     reports = []
     t0 = time.perf_counter()
-    for served in served_days(world, start, days, requests, seed, policy, logging.randomized_share):
+    for served in served_days(
+        world,
+        start,
+        days,
+        requests,
+        seed,
+        policy,
+        logging.randomized_share,
+        logging.sequence_length,
+    ):
         ds = served.ds
         logged = log_day(served, logging)
         faulty = client_faults(logged.event_log, world.client_fault_share, seed, ds)
@@ -105,11 +114,15 @@ def served_days(
     seed: int,
     policy: Scorer,
     randomized_share: float,
+    sequence_length: int = 0,
 ) -> Iterator[ServedDay]:
     """`days` consecutive days from `start`, each served by `policy` with `randomized_share`
-    of its requests in random order: the same arguments give the same days."""
+    of its requests in random order (and each request's last `sequence_length` actions): the
+    same arguments give the same days."""
     pop = build_population(world, seed)
     for i in range(days):
         ds = start + timedelta(days=i)
         state = day_state(world, pop, seed, ds)
-        yield simulate_day(world, pop, state, seed, ds, requests, policy, randomized_share)
+        yield simulate_day(
+            world, pop, state, seed, ds, requests, policy, randomized_share, sequence_length
+        )

@@ -14,7 +14,8 @@ import numpy as np
 from ranker_assets.config import WorldConfig
 from ranker_assets.world.drift import DayState, exposure, novelty
 from ranker_assets.world.entities import Population
-from ranker_assets.world.policies import Features, Scorer, serve
+from ranker_assets.world.policies import SEQUENCE_COUNT, Features, Scorer, serve
+from ranker_assets.world.recent_actions import RecentActions, recent_actions
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES
 
 US_PER_S = 1_000_000
@@ -49,6 +50,7 @@ class ServedDay:
     event_slot: np.ndarray  # (E,) candidate slot of each client event
     event_type: np.ndarray  # (E,) index into EVENT_TYPES
     event_ts_us: np.ndarray  # (E,) int64
+    recent: RecentActions | None = None  # the users' last actions before each request
 
     @property
     def n_requests(self) -> int:
@@ -116,8 +118,12 @@ def simulate_day(
     n_requests: int,
     scorer: Scorer,
     randomized_share: float,
+    sequence_length: int = 0,
 ) -> ServedDay:
-    """Simulate `n_requests` closeup requests on `day`; deterministic in all arguments."""
+    """Simulate `n_requests` closeup requests on `day`; deterministic in all arguments.
+
+    With `sequence_length`, each request carries its user's last actions, and the scorer sees
+    them (as a sequence-aware ranker in production would)."""
     if not 0 < n_requests <= MAX_REQUESTS_PER_DAY:
         raise ValueError(f"n_requests must be in 1..{MAX_REQUESTS_PER_DAY}, got {n_requests}")
     rng = np.random.default_rng([seed, 3, state.day_index])
@@ -179,6 +185,19 @@ def simulate_day(
         "pin_topic": topic.astype(np.int64),
         "query_topic": np.repeat(query_topic[:, None], c, axis=1).astype(np.int64),
     }
+    recent = None
+    served_features = features
+    if sequence_length:
+        seq_rng = np.random.default_rng([seed, 13, state.day_index])
+        recent = recent_actions(cfg, pop, state, user, ts, sequence_length, seq_rng)
+        served_features = {
+            **features,
+            **recent.columns(),
+            SEQUENCE_COUNT: recent.count,
+            "request_ts": ts.view("datetime64[us]"),
+            # Target attention compares actions with the candidate's own content type.
+            "content_type": np.asarray(CONTENT_TYPES, dtype=object)[ctype],
+        }
     # The hidden engagement propensity; its spread sets how much there is to learn.
     base = (
         state.topic_appeal[topic]
@@ -204,7 +223,7 @@ def simulate_day(
 
     # Serving, then the client: impress the first K slots, examine with position bias, engage.
     randomized = rng.random(n) < randomized_share
-    position, propensity = serve(scorer.score(features), randomized, rng)
+    position, propensity = serve(scorer.score(served_features), randomized, rng)
     depth = np.minimum(rng.geometric(1.0 / cfg.mean_impressed, size=n), c)
     impressed = position < depth[:, None]
     platform = pop.user_platform[user]
@@ -268,4 +287,5 @@ def simulate_day(
         event_slot=np.concatenate(ev_slot),
         event_type=np.concatenate(ev_type),
         event_ts_us=np.concatenate(ev_ts),
+        recent=recent,
     )

@@ -16,8 +16,9 @@ import pandas as pd
 
 from ranker_assets.config import WorldConfig
 from ranker_assets.evaluation.metrics import ranks_within
+from ranker_assets.world.recent_actions import per_request_lists
 from ranker_assets.world.traffic import ServedDay
-from ranker_assets.world.vocabulary import EVENT_TYPES
+from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES
 
 
 def candidates_frame(served: ServedDay) -> pd.DataFrame:
@@ -30,6 +31,7 @@ def candidates_frame(served: ServedDay) -> pd.DataFrame:
             "position": served.position.ravel(),
             "propensity": served.propensity.ravel(),
             "impressed": served.impressed.ravel(),
+            "content_type": np.asarray(CONTENT_TYPES, dtype=object)[served.content_type.ravel()],
             **{name: values.ravel() for name, values in served.features.items()},
         }
     )
@@ -40,6 +42,11 @@ def candidates_frame(served: ServedDay) -> pd.DataFrame:
         frame[name] = hit.ravel().astype(np.int8)
     for name, values in served.truth.items():
         frame[name] = values.ravel()
+    if served.recent is not None:  # each candidate row refers to its request's action lists
+        frame["request_ts"] = np.repeat(served.request_ts_us.view("datetime64[us]"), c)
+        lists = per_request_lists(served.recent.columns(), served.recent.count)
+        for name, values in lists.items():
+            frame[name] = np.repeat(values, c)
     return frame
 
 

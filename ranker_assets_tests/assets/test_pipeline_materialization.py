@@ -24,6 +24,7 @@ from ranker_assets_tests.conftest import SEED, START, small_config
 
 pytestmark = pytest.mark.spark
 D1, D2, D3 = (str(START + timedelta(days=i)) for i in range(3))
+LOGS = ["feature_log", "event_log", "sequence_log"]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def _meta(result, asset: str) -> dict[str, object]:
 def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
     defs, instance, lake, _, _ = setup
     for ds in (D1, D2, D3):
-        logs = ["event_log"] if ds == D3 else ["feature_log", "event_log"]
+        logs = ["event_log"] if ds == D3 else ["feature_log", "event_log", "sequence_log"]
         result = _run(defs, instance, logs, ds)
         assert result.success
         for log in logs:
@@ -92,7 +93,7 @@ def test_two_days_through_ingestion_and_the_joiner(setup) -> None:
         _assert_lineage(lake, m, "training_examples")
     # Re-materializing a day through Dagster replaces it: same rows, nothing duplicated.
     before = lake.read("training_examples").num_rows
-    assert _run(defs, instance, ["feature_log", "event_log", "training_examples"], D1).success
+    assert _run(defs, instance, [*LOGS, "training_examples"], D1).success
     assert lake.read("training_examples").num_rows == before
     assert lake.read("training_examples", [D2]).num_rows == lake.read("feature_log", [D2]).num_rows
     quarantined = lake.read("quarantine", [D1], log="event_log").num_rows
@@ -250,7 +251,7 @@ def test_quarantine_share_warns_or_blocks_the_join_in_the_same_run(
     defs, instance, _, landing_root, _ = setup
     bad = _broken_client(landing_root, bad_rows)
     try:
-        result = _run(defs, instance, ["feature_log", "event_log", "training_examples"], D2)
+        result = _run(defs, instance, [*LOGS, "training_examples"], D2)
         check = _event_log_check(result)
         assert not check.passed and check.severity == severity
         share = check.metadata["quarantine_share"].value

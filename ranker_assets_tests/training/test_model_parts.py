@@ -9,7 +9,8 @@ import torch
 
 from ranker_assets.evaluation.metrics import calibration_ratio, weighted_auc
 from ranker_assets.training.calibration import fit_platt
-from ranker_assets.training.data import hash_ids, holdout_mask
+from ranker_assets.training.data import holdout_mask
+from ranker_assets.training.hashing import hash_ids
 from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
 
 

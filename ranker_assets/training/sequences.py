@@ -1,0 +1,177 @@
+"""The user's recent actions as model inputs: one padded sequence per request, not per row.
+
+Rows of one request share its sequence (the sequence log is per request), so a window or a
+scoring frame is turned into (R, L) token arrays for its R distinct requests plus, per row, the
+index of its request: a candidate row costs its target attention only, and the transformer runs
+once per request. Sequences are right-aligned (the newest action is the last column) and keep
+the last L actions; 0 is padding. Items and attributes are hashed with the same function as
+the candidate's own columns, so target attention compares like with like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ranker_assets.config import SEQUENCE_ACTION, SEQUENCE_ITEM, SEQUENCE_TS, SequenceSpec
+from ranker_assets.training.hashing import hash_ids
+
+ACTION_BUCKETS = 64  # action types are a handful of names
+# Hash salts of the sequence's fields (far from the categorical features' 0..C-1): the item
+# and each attribute use the same salt for the action and for the candidate.
+ITEM_SALT, ACTION_SALT, ATTRIBUTE_SALT = 1000, 1001, 1002
+US_PER_HOUR = 3_600_000_000
+
+
+class SequenceBatch(NamedTuple):
+    """What the model reads for a batch of rows: the sequences of their requests."""
+
+    tokens: torch.Tensor  # (R, L, 2 + A) int64: item, action, attributes; 0 = padding
+    age_hours: torch.Tensor  # (R, L) float32: how long before the request each action was
+    candidates: torch.Tensor  # (N, 1 + A) int64: each row's item and attributes, hashed alike
+    request_index: torch.Tensor  # (N,) int64: the row's request among the R
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """A whole window's sequences: R distinct requests, N rows."""
+
+    tokens: torch.Tensor
+    age_hours: torch.Tensor
+    candidates: torch.Tensor
+    request_index: torch.Tensor
+
+    def batch(self, rows: torch.Tensor) -> SequenceBatch:
+        """The rows' inputs with only the requests they belong to."""
+        requests, index = torch.unique(self.request_index[rows], return_inverse=True)
+        return SequenceBatch(
+            self.tokens[requests], self.age_hours[requests], self.candidates[rows], index
+        )
+
+    def subset(self, rows: torch.Tensor) -> SequenceData:
+        return SequenceData(
+            self.tokens, self.age_hours, self.candidates[rows], self.request_index[rows]
+        )
+
+    def to(self, device: torch.device) -> SequenceData:
+        return SequenceData(
+            self.tokens.to(device),
+            self.age_hours.to(device),
+            self.candidates.to(device),
+            self.request_index.to(device),
+        )
+
+
+Columns = pa.Table | pd.DataFrame
+
+
+def _numpy(table: Columns, name: str) -> np.ndarray:
+    return table[name].to_numpy()
+
+
+def _lists(table: Columns, name: str, rows: np.ndarray) -> pa.Array:
+    """The list column `name` at `rows` as one Arrow list array (null: no history)."""
+    column = table[name]
+    if isinstance(column, pa.ChunkedArray):
+        return column.take(pa.array(rows)).combine_chunks()
+    values = column.to_numpy()[rows]
+    missing = [v is None or (isinstance(v, float) and np.isnan(v)) for v in values]
+    return pa.array([None if m else v for v, m in zip(values, missing, strict=True)])
+
+
+def _micros(values: pa.Array | np.ndarray | pd.Series) -> np.ndarray:
+    """Times as int64 microseconds since the epoch (a naive time is UTC; integers already are
+    microseconds, as the pyfunc's JSON-safe input has them)."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        if not pa.types.is_integer(values.type):
+            values = pc.cast(values, pa.timestamp("us"))
+        return values.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    when = pd.to_datetime(pd.Series(values), utc=True).dt.tz_localize(None)
+    return when.to_numpy("datetime64[us]").view(np.int64)
+
+
+def _right_aligned(
+    lists: pa.Array, length: int, convert: Callable[[pa.Array], np.ndarray], fill: float = 0
+) -> np.ndarray:
+    """(R, length) array of each list's last `length` entries, newest in the last column."""
+    sizes = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
+    flat = convert(pc.list_flatten(lists))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    keep = np.minimum(sizes, length)
+    row = np.repeat(np.arange(len(sizes)), keep)
+    within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
+    out = np.full((len(sizes), length), fill, dtype=flat.dtype if len(flat) else np.int64)
+    out[row, np.repeat(length - keep, keep) + within] = flat[
+        np.repeat(starts + sizes - keep, keep) + within
+    ]
+    return out
+
+
+def _hashed(salt: int, buckets: int) -> Callable[[pa.Array], np.ndarray]:
+    def convert(values: pa.Array) -> np.ndarray:
+        return hash_ids(values.to_numpy(zero_copy_only=False), salt, buckets) + 1
+
+    return convert
+
+
+def candidate_tokens(table: Columns, spec: SequenceSpec, buckets: int) -> np.ndarray:
+    """(N, 1 + A): each row's own item and attributes, hashed as the actions' are."""
+    columns = [
+        hash_ids(_numpy(table, c), ITEM_SALT if i == 0 else ATTRIBUTE_SALT + i - 1, buckets) + 1
+        for i, c in enumerate(spec.candidate_columns)
+    ]
+    return np.column_stack(columns).astype(np.int64)
+
+
+def _first_rows(table: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct request: the first row that carries its action lists (the request's first
+    row when none does), and each row's request index. A request's lists may sit on one of its
+    rows only: that is how the pyfunc takes them (see serving.pyfunc_input)."""
+    _, first, request_index = np.unique(
+        _numpy(table, "request_id"), return_index=True, return_inverse=True
+    )
+    lists = table[SEQUENCE_ITEM]
+    present = (
+        ~lists.is_null().to_numpy(zero_copy_only=False)
+        if isinstance(lists, pa.ChunkedArray)
+        else lists.notna().to_numpy()
+    )
+    rows = np.flatnonzero(present)
+    requests, at = np.unique(request_index[rows], return_index=True)
+    first[requests] = rows[at]
+    return first, request_index
+
+
+def sequence_data(table: Columns, spec: SequenceSpec, length: int, buckets: int) -> SequenceData:
+    """The sequences of a table's (or frame's) rows, once per distinct request_id."""
+    first, request_index = _first_rows(table)
+    fields = [(SEQUENCE_ITEM, _hashed(ITEM_SALT, buckets))]
+    fields.append((SEQUENCE_ACTION, _hashed(ACTION_SALT, ACTION_BUCKETS)))
+    fields += [
+        (f"action_{a}", _hashed(ATTRIBUTE_SALT + j, buckets)) for j, a in enumerate(spec.attributes)
+    ]
+    tokens = np.stack(
+        [_right_aligned(_lists(table, name, first), length, convert) for name, convert in fields],
+        axis=-1,
+    )
+    times = _right_aligned(_lists(table, SEQUENCE_TS, first), length, _micros)
+    request_ts = table["request_ts"]
+    request_us = _micros(
+        request_ts.take(pa.array(first))
+        if isinstance(request_ts, pa.ChunkedArray)
+        else request_ts.to_numpy()[first]
+    )
+    age = np.where(tokens[..., 0] > 0, (request_us[:, None] - times) / US_PER_HOUR, 0.0)
+    return SequenceData(
+        tokens=torch.from_numpy(np.ascontiguousarray(tokens)),
+        age_hours=torch.from_numpy(age.astype(np.float32)),
+        candidates=torch.from_numpy(candidate_tokens(table, spec, buckets)),
+        request_index=torch.from_numpy(request_index.astype(np.int64).ravel()),
+    )
