@@ -116,7 +116,7 @@ BENCHES = [
     (
         "trainer",
         "Trainer: the real loader and loop vs in-memory tensors",
-        ["--rows", "1000000"],
+        ["--rows", "300000"],
         ["--rows", "100000"],
         False,
     ),
