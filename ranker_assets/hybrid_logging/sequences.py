@@ -148,6 +148,8 @@ def list_problems(
         lengths[name] = pc.fill_null(pc.list_value_length(arr), 0).to_numpy()
     if SEQUENCE_ITEM in lengths:
         for name, length in lengths.items():
+            if name == SEQUENCE_ITEM:
+                continue
             problems.append(
                 Problem(
                     length != lengths[SEQUENCE_ITEM],

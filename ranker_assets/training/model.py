@@ -112,6 +112,8 @@ class SequenceEncoder(nn.Module):
         )
         summary = self.slot.weight[0].expand(n_req, 1, -1)
         mask = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)
+        # No padding mask in self-attention: padded slots are a learned "no action" input
+        # (their count says how short the history is); target attention below masks them.
         h = self.encoder(torch.cat([summary, x], dim=1))
         keys = h[seq.request_index]  # (N, 1 + L, d)
         q = self.query(self._embed(seq.candidates))  # (N, d)

@@ -98,7 +98,7 @@ def _micros(values: pa.Array | np.ndarray | pd.Series) -> np.ndarray:
 
 
 def _right_aligned(
-    lists: pa.Array, length: int, convert: Callable[[pa.Array], np.ndarray], fill: float = 0
+    lists: pa.Array, length: int, convert: Callable[[pa.Array], np.ndarray]
 ) -> np.ndarray:
     """(R, length) array of each list's last `length` entries, newest in the last column."""
     sizes = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
@@ -107,7 +107,7 @@ def _right_aligned(
     keep = np.minimum(sizes, length)
     row = np.repeat(np.arange(len(sizes)), keep)
     within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
-    out = np.full((len(sizes), length), fill, dtype=flat.dtype if len(flat) else np.int64)
+    out = np.zeros((len(sizes), length), dtype=flat.dtype if len(flat) else np.int64)
     out[row, np.repeat(length - keep, keep) + within] = flat[
         np.repeat(starts + sizes - keep, keep) + within
     ]
