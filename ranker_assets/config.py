@@ -457,6 +457,11 @@ class EvaluationConfig(_Strict):
     seed: int = 0
     # The ranking a model would serve: sum of weight x probability over these heads.
     ranking_weights: dict[str, float] = Field(default_factory=dict)  # default: 1.0 per head
+    # The full action set of logs that show one item per slot (the usual bandit log): a Parquet
+    # file, one row per item, `pin_id` and the item-side features. With it, off-policy values
+    # of such logs are per-slot IPS/SNIPS over every item (evaluation/action_set.py); without
+    # it they are refused. A relative path is resolved against the config file's folder.
+    item_table: str | None = None
 
 
 class HeadGates(_Strict):
@@ -656,6 +661,9 @@ def load_config(path: str | Path | None = None) -> RankerConfig:
     sampling = raw.get("sampling")
     if isinstance(sampling, dict) and isinstance(sampling.get("configs_dir"), str):
         sampling["configs_dir"] = str(p.parent / sampling["configs_dir"])
+    evaluation = raw.get("evaluation")
+    if isinstance(evaluation, dict) and isinstance(evaluation.get("item_table"), str):
+        evaluation["item_table"] = str(p.parent / evaluation["item_table"])
     try:
         cfg = RankerConfig.model_validate(raw)
     except ValidationError as err:

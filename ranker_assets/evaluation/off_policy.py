@@ -69,6 +69,86 @@ def why_not_estimable(logged: pd.DataFrame, k: int) -> str | None:
     return None
 
 
+def _interval_rows(
+    head: str,
+    estimates: dict[str, np.ndarray],
+    used: dict[str, np.ndarray],
+    r: np.ndarray,
+    n_req: int,
+    confidence: float,
+) -> list[dict[str, object]]:
+    """One row per estimator: the sample's value (replicate 0) and a bootstrap interval."""
+    tail = (1 - confidence) / 2
+    rows = []
+    for name, values in estimates.items():
+        reps = values[1:][np.isfinite(values[1:])]
+        low, high = np.quantile(reps, [tail, 1 - tail]) if len(reps) else (np.nan, np.nan)
+        rows.append(
+            {
+                "head": head,
+                "estimator": name,
+                "value": float(values[0]),
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "matched_rows": int(used[name].sum()),
+                # Below a handful of matched positives the interval is not trustworthy.
+                "matched_positives": int((used[name] & (r > 0)).sum()),
+                "requests": n_req,
+            }
+        )
+    return rows
+
+
+def _ips_snips(
+    codes: np.ndarray,
+    slot_of: np.ndarray,
+    matched: np.ndarray,
+    inv: np.ndarray,
+    r: np.ndarray,
+    k: int,
+    mult: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """IPS and SNIPS per bootstrap replicate: the matched rows' reweighted rewards per slot,
+    summed over the k slots (`slot_of` = k for a row that matches no slot)."""
+    n_req = mult.shape[1]
+    num = mult @ _per_request(codes, slot_of, np.where(matched, inv * r, 0.0), n_req, k)
+    den = mult @ _per_request(codes, slot_of, np.where(matched, inv, 0.0), n_req, k)
+    return {"ips": safe_ratio(num.sum(1), mult.sum(1)), "snips": safe_ratio(num, den).sum(1)}
+
+
+def slot_estimates(
+    logged: pd.DataFrame,
+    matched: np.ndarray,
+    heads: Sequence[str],
+    k: int,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> pd.DataFrame:
+    """Per head: per-slot IPS and SNIPS of a model's top k on logs of one item per slot.
+
+    `matched` says, per logged row, whether the model would show the logged item in the logged
+    slot (action_set.slot_matches over the full action set). A slot's value is the matched rows'
+    reward / propensity over all requests (IPS) or over the matched rows' 1 / propensity (SNIPS);
+    the value of the top k is the sum over its slots.
+    """
+    codes = pd.factorize(logged["request_id"])[0]
+    n_req = int(codes.max()) + 1 if len(codes) else 0
+    position = logged["position"].to_numpy().astype(np.int64)
+    inv = 1.0 / logged["propensity"].to_numpy(dtype=np.float64)
+    matched = matched & (position < k)
+    slot_of = np.where(matched, position, k)
+    mult = request_multipliers(n_req, samples, seed)
+    rows = []
+    for head in heads:
+        r = logged[head].to_numpy(dtype=np.float64)
+        estimates = _ips_snips(codes, slot_of, matched, inv, r, k, mult)
+        rows += _interval_rows(
+            head, estimates, dict.fromkeys(estimates, matched), r, n_req, confidence
+        )
+    return pd.DataFrame(rows)
+
+
 def slate_estimates(
     logged: pd.DataFrame,
     scores: np.ndarray,
@@ -100,36 +180,17 @@ def slate_estimates(
     offered = np.zeros(n_req, dtype=np.int64)
     np.maximum.at(offered, codes, position + 1)
     per_slot_weight = mult @ _per_request(codes, position, inv, n_req, n_slots)  # (B+1, P)
-    tail = (1 - confidence) / 2
     rows = []
     for head in heads:
         r = logged[head].to_numpy(dtype=np.float64)
-        num = mult @ _per_request(codes, slot_of, np.where(matched, inv * r, 0.0), n_req, k)
-        den = mult @ _per_request(codes, slot_of, np.where(matched, inv, 0.0), n_req, k)
-        ips = safe_ratio(num.sum(1), requests)
-        snips = safe_ratio(num, den).sum(1)
+        estimates = _ips_snips(codes, slot_of, matched, inv, r, k, mult)
         exam = safe_ratio(
             mult @ _per_request(codes, position, inv * r, n_req, n_slots), per_slot_weight
         )
         pbm = _pbm(codes, rank, inv, r, top, k, exam, offered, mult, requests, position)
-        for name, values in (("ips", ips), ("snips", snips), ("pbm", pbm)):
-            reps = values[1:][np.isfinite(values[1:])]
-            low, high = np.quantile(reps, [tail, 1 - tail]) if len(reps) else (np.nan, np.nan)
-            # PBM uses every top-k row, or none when it cannot estimate (NaN).
-            used = matched if name != "pbm" else top & bool(np.isfinite(pbm[0]))
-            rows.append(
-                {
-                    "head": head,
-                    "estimator": name,
-                    "value": float(values[0]),
-                    "ci_low": float(low),
-                    "ci_high": float(high),
-                    "matched_rows": int(used.sum()),
-                    # Below a handful of matched positives the interval is not trustworthy.
-                    "matched_positives": int((used & (r > 0)).sum()),
-                    "requests": n_req,
-                }
-            )
+        # PBM uses every top-k row, or none when it cannot estimate (NaN).
+        used = {"ips": matched, "snips": matched, "pbm": top & bool(np.isfinite(pbm[0]))}
+        rows += _interval_rows(head, {**estimates, "pbm": pbm}, used, r, n_req, confidence)
     return pd.DataFrame(rows)
 
 

@@ -21,14 +21,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.config import EvaluationConfig, FeatureSpec, RankerConfig, SliceSpec
 from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
+from ranker_assets.evaluation.action_set import (
+    load_item_table,
+    model_slates,
+    slot_matches,
+    why_not_crossable,
+)
 from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
 from ranker_assets.evaluation.latency import measure
-from ranker_assets.evaluation.off_policy import slate_estimates, why_not_estimable
+from ranker_assets.evaluation.off_policy import slate_estimates, slot_estimates, why_not_estimable
 from ranker_assets.evaluation.offline import ALL, CHALLENGER, CHAMPION, DIFFERENCE, compare_models
 from ranker_assets.evaluation.plots import (
     auc_by_slice,
@@ -106,6 +113,32 @@ def read_truth(landing: Path | None, ds: str) -> pd.DataFrame | None:
     return pq.read_table(folder).to_pandas()
 
 
+def off_policy_basis(
+    randomized: pd.DataFrame, cfg: RankerConfig
+) -> tuple[str | None, pd.DataFrame | None]:
+    """(why no off-policy value can be computed, or None; the item table when the values are
+    per slot over it). Logs of one item per slot need the config's item table."""
+    note = why_not_estimable(randomized, cfg.evaluation.top_k)
+    path = cfg.evaluation.item_table
+    if note is None or path is None or randomized.empty:
+        return note, None
+    items = load_item_table(Path(path), cfg.vocabulary.id_type)
+    crossing = why_not_crossable(randomized, items, cfg.features.inputs)
+    if crossing:
+        return (
+            f"{note}; the item table {path} cannot stand in for the missing items: {crossing}",
+            None,
+        )
+    return None, items
+
+
+def served_utility(
+    module: torch.nn.Module, spec: FeatureSpec, weights: dict[str, float], rows: pd.DataFrame
+) -> np.ndarray:
+    """What `module` ranks `rows` by when it serves."""
+    return utility(predict_frame(module, rows, spec), weights)
+
+
 def utility(scores: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
     """The score a ranker serves by: weighted sum of its head probabilities."""
     return sum(w * scores[f"p_{h}"].to_numpy(dtype=np.float64) for h, w in weights.items())
@@ -169,6 +202,7 @@ class ValidationReport:
     requests: int
     heads: tuple[str, ...]
     ope_note: str = ""  # why no off-policy value was computed, when none was
+    ope_basis: str = ""  # how the values were computed, when not over the logged candidates
 
     @property
     def passed(self) -> bool:
@@ -240,7 +274,7 @@ class ValidationReport:
             lines += [
                 "",
                 "Off-policy value of each model's top-K on randomized traffic "
-                "(engagements per request):",
+                f"(engagements per request{self.ope_basis}):",
                 "",
                 "| model | head | IPS [interval] | SNIPS [interval] | PBM [interval] | true value "
                 "| matched rows |",
@@ -250,7 +284,7 @@ class ValidationReport:
                 e = g.set_index("estimator")
                 truth = g["truth"].iloc[0]
                 ips, snips, pbm = (
-                    _interval(*e.loc[k, ["value", "ci_low", "ci_high"]])
+                    _interval(*e.loc[k, ["value", "ci_low", "ci_high"]]) if k in e.index else "n/a"
                     for k in ("ips", "snips", "pbm")
                 )
                 true = "-" if np.isnan(truth) else f"{truth:.4f}"
@@ -352,19 +386,23 @@ def validate_challenger(
             truth[cols], on=["request_id", "pin_id"], how="left"
         )
     e = cfg.evaluation
-    ope_note = why_not_estimable(randomized, e.top_k)
+    ope_note, items = off_policy_basis(randomized, cfg)
     for label, pair in models.items():
         module, spec = load_registered(f"models:/{name}/{pair.version}")
         scores[label] = predict_frame(module, impressed, spec)
         if ope_note:
             continue
-        served = utility(predict_frame(module, randomized, spec), cfg.ranking_weights())
-        ope = slate_estimates(
-            randomized, served, heads, e.top_k, e.bootstrap_samples, e.confidence, e.seed
-        )
+        serve = partial(served_utility, module, spec, cfg.ranking_weights())
+        stats = (e.top_k, e.bootstrap_samples, e.confidence, e.seed)
         true_value = {}
-        if truth is not None and truth["p_examine"].notna().all():
-            true_value = slate_truth(truth, served, heads, e.top_k, cfg.world)
+        if items is not None:  # one item per slot: what the model would show, over every item
+            slates = model_slates(randomized, items, serve, e.top_k)
+            ope = slot_estimates(randomized, slot_matches(randomized, slates), heads, *stats)
+        else:
+            served = serve(randomized)
+            ope = slate_estimates(randomized, served, heads, *stats)
+            if truth is not None and truth["p_examine"].notna().all():
+                true_value = slate_truth(truth, served, heads, e.top_k, cfg.world)
         ope_parts.append(ope.assign(model=label, truth=ope["head"].map(true_value).astype(float)))
     evaluation, calibration_slice = calibration_rows(cfg)
     metrics = compare_models(impressed, scores, heads, evaluation, cfg.gates.min_positives)
@@ -404,6 +442,9 @@ def validate_challenger(
         metrics=metrics,
         ope=pd.concat(ope_parts, ignore_index=True) if ope_parts else pd.DataFrame(),
         ope_note=ope_note or "",
+        ope_basis=""
+        if items is None
+        else f"; per slot, over the {len(items)} items of {cfg.evaluation.item_table}",
         gates=gates,
         calibration=_calibration_status(MlflowClient(), name, challenger.version),
         serving=serving,

@@ -146,7 +146,9 @@ def train_ranker(
         soft_targets = torch.sigmoid(predict_logits(teacher, train))
     train_dev = train.to(device)
     task_w = torch.tensor([cfg.task_weights.get(h, 1.0) for h in heads], device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True
+    )
     history = []
     for epoch in range(cfg.epochs):
         model.train()
