@@ -9,7 +9,7 @@ from dagster._core.definitions.external_asset import create_external_asset_from_
 
 from ranker_assets.assets.deployed_rankers import build_deployment_assets
 from ranker_assets.assets.logged_events import build_logged_event_assets
-from ranker_assets.assets.observations import ledger_specs, observe_sources_sensor
+from ranker_assets.assets.observations import ledger_assets, observe_sources_sensor
 from ranker_assets.assets.sampled_data import build_sampled_data_assets
 from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
 from ranker_assets.assets.training_data import build_training_data_assets
@@ -47,7 +47,7 @@ def build_definitions(
         *build_trained_ranker_assets(cfg, days_x_configs),
         *build_validation_assets(cfg, days_x_configs),
         *build_deployment_assets(cfg, days),
-        *ledger_specs(cfg),
+        ledger_assets(cfg),
     ]
 
     # Who owns each asset and which ranker it belongs to, in the UI's catalog and filters.

@@ -37,7 +37,11 @@ def build_training_data_assets(
             )
         ],
         description="One row per logged (request, pin) of the day: typed features, labels within "
-        "the maturity window, position, policy, propensity and weight = 1 / keep_rate.",
+        "the maturity window, position, policy, propensity and weight = 1 / keep_rate. Day D joins "
+        "once event_log[D+1] is ingested (or joiner.labels_final_hours after D ended): a UI "
+        "backfill that ends on the newest landed day fails on that day, as Dagster's launch "
+        "dialog cannot see the one-day offset; end the range a day earlier, or use "
+        "`ranker-assets backfill`, which skips that day with the reason.",
     )
     def training_examples(
         context: dg.AssetExecutionContext, lake: LakeResource, pyspark: LazyPySparkResource

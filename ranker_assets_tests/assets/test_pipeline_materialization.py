@@ -338,6 +338,17 @@ def test_gates_are_checks_of_validation_report_and_deployment_follows_them(
         ).records
         observed = record.asset_observation.metadata["dagster/row_count"].value
         assert observed == (rows if rows is not None else lake_rows(lenient, ledger)), ledger
+    # ... observable, never materializable (the UI offers "Observe"), with owners and tags.
+    graph = lenient.resolve_asset_graph()
+    for ledger in ("deployments", "quarantine", "sampled_dataset_health"):
+        node = graph.get(dg.AssetKey(ledger))
+        assert node.is_observable and node.is_executable and not node.is_materializable, ledger
+        assert node.owners and node.tags["ranker"] == "closeup_ranker", ledger
+    assert _run(lenient, instance, ["deployments"], None).success  # what "Observe" launches
+    (record,) = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("deployments")), limit=1
+    ).records
+    assert record.run_id and record.asset_observation.metadata["dagster/row_count"].value == 2
     # The serving model's data age: trained through D1, newest landed day D2 (one day old).
     check_job = lenient.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(),
