@@ -100,22 +100,27 @@ def _micros(values: pa.Array | np.ndarray | pd.Series) -> np.ndarray:
 def _right_aligned(
     lists: pa.Array, length: int, convert: Callable[[pa.Array], np.ndarray]
 ) -> np.ndarray:
-    """(R, length) array of each list's last `length` entries, newest in the last column."""
+    """(R, length) array of each list's last `length` entries, newest in the last column.
+    Only those entries are converted (hashing is most of the cost)."""
     sizes = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
-    flat = convert(pc.list_flatten(lists))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     keep = np.minimum(sizes, length)
     row = np.repeat(np.arange(len(sizes)), keep)
     within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
+    picked = pc.list_flatten(lists).take(pa.array(np.repeat(starts + sizes - keep, keep) + within))
+    flat = convert(picked)
     out = np.zeros((len(sizes), length), dtype=flat.dtype if len(flat) else np.int64)
-    out[row, np.repeat(length - keep, keep) + within] = flat[
-        np.repeat(starts + sizes - keep, keep) + within
-    ]
+    out[row, np.repeat(length - keep, keep) + within] = flat
     return out
 
 
 def _hashed(salt: int, buckets: int) -> Callable[[pa.Array], np.ndarray]:
     def convert(values: pa.Array) -> np.ndarray:
+        if pa.types.is_string(values.type) and values.null_count == 0:
+            # Strings repeat (action types, topics): hash each distinct one, not every entry.
+            encoded = values.dictionary_encode()
+            distinct = hash_ids(encoded.dictionary.to_numpy(zero_copy_only=False), salt, buckets)
+            return distinct[encoded.indices.to_numpy()] + 1
         return hash_ids(values.to_numpy(zero_copy_only=False), salt, buckets) + 1
 
     return convert
