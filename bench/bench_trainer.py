@@ -25,12 +25,10 @@ from ranker_assets.training.train import train_ranker
 CONFIG = "bench"
 
 
-def recent_actions(
-    requests: np.ndarray, length: int, rng: np.random.Generator
-) -> dict[str, pa.Array]:
-    """Full-length action lists per request (the sequence log's columns), one copy per row as
-    the sampled table holds them."""
-    n = len(np.unique(requests))
+def recent_actions(requests: np.ndarray, length: int, rng: np.random.Generator) -> pa.Table:
+    """The sequence log of these requests: one row per request, full-length action lists."""
+    ids = np.unique(requests)
+    n = len(ids)
     offsets = pa.array(np.arange(0, n * length + 1, length, dtype=np.int32))
     start = datetime(2026, 10, 25, tzinfo=UTC)
     children = {
@@ -46,11 +44,11 @@ def recent_actions(
         "action_topic": pa.array(rng.integers(0, 32, n * length)),
         "action_content_type": pa.array(rng.choice(["image", "video", "product"], n * length)),
     }
-    index = pa.array(requests - requests.min())
     flat = {
         k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in children.items()
     }
-    return {k: pa.ListArray.from_arrays(offsets, v).take(index) for k, v in flat.items()}
+    lists = {k: pa.ListArray.from_arrays(offsets, v) for k, v in flat.items()}
+    return pa.table({"request_id": pa.array(ids), **lists})
 
 
 def synthetic_day(
@@ -60,9 +58,9 @@ def synthetic_day(
     spec: FeatureSpec,
     rows_per_request: int,
     sequence_length: int,
-) -> pa.Table:
-    """A sampled day shaped like the real one: float32 features, int64 ids, int8 labels, and,
-    for a sequence ranker, each request's recent actions."""
+) -> tuple[pa.Table, pa.Table | None]:
+    """A sampled day shaped like the real one (float32 features, int64 ids, int8 labels) and,
+    for a sequence ranker, its sequence log (each request's recent actions, once)."""
     dense, cats = spec.dense, spec.categorical
     rng = np.random.default_rng(seed)
     x = rng.lognormal(0, 1, size=(rows, len(dense))).astype(np.float32)
@@ -80,11 +78,13 @@ def synthetic_day(
         noon = datetime.fromisoformat(ds).replace(hour=12, tzinfo=UTC)
         cols["request_ts"] = pa.array([noon] * rows, pa.timestamp("us", tz="UTC"))
         cols["content_type"] = pa.array(rng.choice(["image", "video", "product"], rows))
-        cols.update(recent_actions(request_id, sequence_length, rng))
     cols["impressed"] = pa.array(np.ones(rows, dtype=bool))
     cols["config"] = pa.array([CONFIG] * rows)
     cols["ds"] = pa.array([ds] * rows)
-    return pa.table(cols)
+    if spec.sequence is None:
+        return pa.table(cols), None
+    sequences = recent_actions(request_id, sequence_length, rng)
+    return pa.table(cols), sequences.append_column("ds", pa.array([ds] * sequences.num_rows))
 
 
 def main() -> None:
@@ -113,8 +113,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lake = Lake(tmp)
         for i, ds in enumerate(days):
-            day = synthetic_day(args.rows // len(days), ds, i, spec, args.rows_per_request, length)
+            day, sequences = synthetic_day(  # the log holds all its actions; the model reads
+                args.rows // len(days),  # the newest `length`
+                ds,
+                i,
+                spec,
+                args.rows_per_request,
+                cfg.logging.sequence_length,
+            )
             lake.replace_partition("sampled_dataset", day, {"config": CONFIG, "ds": ds})
+            if sequences is not None:
+                lake.replace_partition("sequence_log", sequences, {"ds": ds})
         # Warm up (allocator, kernels) on a small slice so both timings are steady state.
         warm = to_tensors(
             load_window(lake, CONFIG, days[:1], spec, heads).slice(0, 20_000),
@@ -151,7 +160,8 @@ def main() -> None:
         f"{len(tensors):,} rows x {args.epochs} epoch(s), {len(days)} days, device {args.device}, "
         f"batch {model.batch_size}, "
         + (
-            f"sequence of {length} actions, {args.rows_per_request} rows per request\n"
+            f"sequence of {length} of {cfg.logging.sequence_length} logged actions, "
+            f"{args.rows_per_request} rows per request\n"
             if spec.sequence
             else "no sequence\n"
         )

@@ -138,6 +138,13 @@ class FeatureSpec(_Strict):
         extra = ("request_id", "request_ts", *seq.candidate_columns, *seq.columns)
         return (*self.dense, *dict.fromkeys((*self.categorical, *extra)))
 
+    @property
+    def row_inputs(self) -> tuple[str, ...]:
+        """The inputs an example row carries: all but the sequence's lists, which are per
+        request and stay in the sequence log (training.data.attach_sequences)."""
+        lists = self.sequence.columns if self.sequence else ()
+        return tuple(c for c in self.inputs if c not in lists)
+
 
 class Vocabulary(_Strict):
     """The names in this ranker's logs: its events, which become labels, its policies, and

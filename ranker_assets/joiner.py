@@ -47,13 +47,6 @@ def column_lineage(spec: FeatureSpec, vocab: Vocabulary) -> dict[str, list[tuple
     # A label is an engagement event within the maturity window after the impression.
     lineage.update({lab: [*event, ("feature_log", "request_ts")] for lab in vocab.label_events})
     lineage["ds"] = [("feature_log", "ds")]
-    if spec.sequence is not None:
-        lineage.update(
-            {
-                c: [("sequence_log", c), ("sequence_log", "request_id")]
-                for c in spec.sequence.columns
-            }
-        )
     return lineage
 
 
@@ -112,12 +105,11 @@ def join_day(
     spec: FeatureSpec,
     cfg: JoinerConfig,
     vocab: Vocabulary,
-    sequences: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Return (training examples of `ds`, engaged keys of `ds` that have no feature row).
 
-    With a sequence log, each example gets its request's recent actions (null lists for a
-    request the sequence log lacks: counted, and read by the model as an empty history)."""
+    A request's recent actions are not copied onto its examples: readers take them from
+    `sequence_log` by request_id (training.data.attach_sequences)."""
     labels_ = vocab.label_events
     context = context_columns(vocab)
     id_type = "long" if vocab.id_type == "int64" else "string"
@@ -154,9 +146,6 @@ def join_day(
         ],
         F.lit(ds).alias("ds"),
     )
-    if sequences is not None and spec.sequence is not None:
-        lists = sequences.where(F.col("ds") == ds).select("request_id", *spec.sequence.columns)
-        examples = examples.join(lists, "request_id", "left")
     engaged = F.lit(False)
     for lab in labels_:
         engaged = engaged | F.col(f"_{lab}").isNotNull()
@@ -200,21 +189,25 @@ def run_joiner(
     features = lake.spark_read(spark, "feature_log", [ds])
     events = lake.spark_read(spark, "event_log", days)
     vocab = vocab or Vocabulary()
-    sequences = lake.spark_read(spark, "sequence_log", [ds]) if spec.sequence else None
-    examples, orphans = join_day(features, events, ds, spec, cfg, vocab, sequences)
+    examples, orphans = join_day(features, events, ds, spec, cfg, vocab)
     version, rows = lake.spark_replace_day(examples, "training_examples", ds)
     # Statistics come from what was written (Arrow batches of a few columns: memory stays that
     # of a batch), not from a second Spark pass: the join is computed once. A left join on the
     # feature log's unique (request, pin) keeps its rows one for one, so the feature rows are
     # the written rows.
     no_impression, no_sequence, positives = 0, 0, dict.fromkeys(vocab.label_events, 0)
-    seq_column = [spec.sequence.columns[0]] if spec.sequence else []
-    columns = ["impressed", "impression_ts", *vocab.label_events, *seq_column]
+    logged = (
+        lake.read("sequence_log", [ds], columns=["request_id"])["request_id"]
+        if spec.sequence
+        else None
+    )
+    columns = ["impressed", "impression_ts", *vocab.label_events, "request_id"]
     for batch in lake.batches("training_examples", [ds], columns):
         missing = pc.and_(batch["impressed"], pc.is_null(batch["impression_ts"]))
         no_impression += int(pc.sum(missing.cast(pa.int64())).as_py() or 0)
-        if seq_column:
-            no_sequence += batch[seq_column[0]].null_count
+        if logged is not None:  # rows whose request has no recent actions logged
+            has = pc.is_in(batch["request_id"], value_set=logged.combine_chunks())
+            no_sequence += len(batch) - int(pc.sum(has.cast(pa.int64())).as_py() or 0)
         for lab in positives:
             positives[lab] += int(pc.sum(batch[lab].cast(pa.int64())).as_py() or 0)
     stats = JoinStats(

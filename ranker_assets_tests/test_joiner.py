@@ -11,6 +11,7 @@ import pytest
 from ranker_assets.config import FeatureSpec, JoinerConfig, SequenceSpec
 from ranker_assets.joiner import LabelsNotReadyError, run_joiner
 from ranker_assets.lake import Lake
+from ranker_assets.training.data import attach_sequences
 
 pytestmark = pytest.mark.spark
 D, D1 = "2026-11-01", "2026-11-02"
@@ -182,7 +183,9 @@ def test_a_finished_logs_last_day_is_joined_once_its_labels_count_as_final(
         )
 
 
-def test_each_example_gets_its_requests_recent_actions_intact(lake: Lake, spark) -> None:
+def test_each_example_reaches_its_requests_recent_actions_intact(lake: Lake, spark) -> None:
+    """Examples keep no copy of the lists (one per request is in sequence_log); readers attach
+    them by request_id, once per request, exactly as logged."""
     spec = SPEC.model_copy(update={"sequence": SequenceSpec(attributes={"topic": "pin_topic"})})
     actions = [[9, 8, 7], []]  # request 1 has a history, request 2 a new user's empty one
     lake.replace_partition(
@@ -207,13 +210,16 @@ def test_each_example_gets_its_requests_recent_actions_intact(lake: Lake, spark)
         {"ds": D},
     )
     _, stats = run_joiner(spark, lake, D, spec, JoinerConfig())
-    rows = lake.read("training_examples", [D]).to_pylist()
-    by_request = {r["request_id"]: r for r in rows}
+    examples = lake.read("training_examples", [D])
+    assert not set(spec.sequence.columns) & set(examples.column_names)
+    rows = attach_sequences(lake, examples, [D], spec).to_pylist()
+    by_request = {r["request_id"]: r for r in rows if r["action_pin_id"] is not None}
     assert by_request[1]["action_pin_id"] == [9, 8, 7] and by_request[2]["action_pin_id"] == []
     assert by_request[1]["action_type"] == ["click", "repin", "click"]
     assert by_request[1]["action_ts"][2] == _ts(f"{D}T03:00:00")
-    assert all(r["action_topic"] == [1, 2, 3] for r in rows if r["request_id"] == 1)
-    assert len(rows) == 6 and stats.rows_without_sequence == 0
+    assert by_request[1]["action_topic"] == [1, 2, 3]
+    assert len(rows) == 6 and len(by_request) == 2  # lists once per request, nulls elsewhere
+    assert stats.rows_without_sequence == 0
     # A request the sequence log lacks joins with no history, and is counted.
     lake.replace_partition("sequence_log", lake.read("sequence_log", [D]).slice(0, 1), {"ds": D})
     _, stats = run_joiner(spark, lake, D, spec, JoinerConfig())

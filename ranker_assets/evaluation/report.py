@@ -44,6 +44,7 @@ from ranker_assets.evaluation.plots import (
     embedded_markdown,
 )
 from ranker_assets.lake import Lake
+from ranker_assets.training.data import attach_sequences
 from ranker_assets.training.serving import one_request, predict_frame, pyfunc_input
 from ranker_assets.training.tracking import load_registered, raw_name
 from ranker_assets.world.truth import slate_truth
@@ -89,7 +90,7 @@ def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame
     columns = [
         *dict.fromkeys(
             [
-                *cfg.features.inputs,
+                *cfg.features.row_inputs,
                 *cfg.model.heads,
                 *(s.column for s in cfg.evaluation.slices),
                 "request_id",
@@ -102,7 +103,8 @@ def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame
             ]
         )
     ]
-    return lake.read(EXAMPLES, [ds], columns=columns).to_pandas()
+    rows = lake.read(EXAMPLES, [ds], columns=columns)
+    return attach_sequences(lake, rows, [ds], cfg.features).to_pandas()
 
 
 def read_truth(landing: Path | None, ds: str) -> pd.DataFrame | None:
@@ -123,7 +125,7 @@ def off_policy_basis(
     if note is None or path is None or randomized.empty:
         return note, None
     items = load_item_table(Path(path), cfg.vocabulary.id_type)
-    crossing = why_not_crossable(randomized, items, cfg.features.inputs)
+    crossing = why_not_crossable(randomized, items, cfg.features.row_inputs)
     if crossing:
         return (
             f"{note}; the item table {path} cannot stand in for the missing items: {crossing}",

@@ -23,6 +23,8 @@ from ranker_assets.training.sequences import SequenceBatch, SequenceData, sequen
 if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
     from ranker_assets.lake import Lake
 
+SEQUENCE_LOG = "sequence_log"  # the ingested recent actions: one row per request
+
 
 def feature_arrays(
     table: pa.Table | dict[str, np.ndarray], spec: FeatureSpec, buckets: int
@@ -156,7 +158,7 @@ def load_window(
             f"training window {days[0]}..{days[-1]} of sampling config {config!r} is missing "
             f"the sampled datasets of {missing}; materialize sampled_dataset for those days first"
         )
-    columns = [*dict.fromkeys([*spec.inputs, *heads, "weight", "policy", "request_id"])]
+    columns = [*dict.fromkeys([*spec.row_inputs, *heads, "weight", "policy", "request_id"])]
     table = lake.read(SAMPLED_TABLE, list(days), columns=[*columns, "impressed"], config=config)
     table = table.filter(table["impressed"]).drop_columns(["impressed"])
     if table.num_rows == 0:
@@ -167,4 +169,35 @@ def load_window(
             f"training window {days[0]}..{days[-1]} ({config!r}) has no positives "
             f"for heads {no_pos}"
         )
+    return attach_sequences(lake, table, days, spec)
+
+
+def attach_sequences(
+    lake: Lake, table: pa.Table, days: Sequence[str], spec: FeatureSpec
+) -> pa.Table:
+    """The rows with their requests' recent actions, read by reference from `sequence_log`.
+
+    Examples do not copy a request's lists (they are the bulk of a day's bytes): each distinct
+    request gets them on its first row, the other rows hold nulls (sequence_data reads one row
+    per request). A request the sequence log lacks has nulls on every row: an empty history.
+    """
+    if spec.sequence is None:
+        return table
+    names = spec.sequence.columns
+    present = [d for d in days if lake.has_data(SEQUENCE_LOG, d)]
+    ids = table["request_id"].to_numpy(zero_copy_only=False)
+    take = np.full(len(ids), -1, dtype=np.int64)
+    if present:
+        logged = lake.read(SEQUENCE_LOG, present, columns=["request_id", *names])
+        logged_ids = logged["request_id"].to_numpy(zero_copy_only=False)
+        if len(logged_ids):
+            order = np.argsort(logged_ids, kind="stable")
+            _, first = np.unique(ids, return_index=True)
+            at = np.searchsorted(logged_ids[order], ids[first]).clip(max=len(order) - 1)
+            found = logged_ids[order][at] == ids[first]
+            take[first[found]] = order[at[found]]
+    index = pa.array(take, mask=take < 0)
+    for name in names:
+        lists = logged[name].take(index) if present else pa.nulls(len(ids), pa.list_(pa.null()))
+        table = table.append_column(name, lists)
     return table

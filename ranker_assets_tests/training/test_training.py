@@ -12,7 +12,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from ranker_assets.evaluation.replay import replay_aucs, replay_day
-from ranker_assets.training.data import TrainingDataError, load_window
+from ranker_assets.training.data import TrainingDataError, attach_sequences, load_window
 from ranker_assets.training.pipeline import TrainedRanker, ranker_tensors, train_partition
 from ranker_assets.training.serving import predict_frame, pyfunc_input
 from ranker_assets.training.tracking import CHAMPION
@@ -83,7 +83,8 @@ def test_calibration_brings_held_out_predictions_to_the_observed_rate(trained) -
 def test_registry_round_trip_reproduces_in_memory_predictions(training_world, trained) -> None:
     world, reg = training_world, trained.registered
     mlflow.set_tracking_uri(world.cfg.mlflow.resolved_uri())
-    frame = world.lake.read("training_examples", [DAYS[0]]).to_pandas().head(700)
+    examples = world.lake.read("training_examples", [DAYS[0]]).slice(0, 700)
+    frame = attach_sequences(world.lake, examples, [DAYS[0]], world.cfg.features).to_pandas()
     served = pyfunc_input(frame, world.cfg.features)  # what a serving host sends the pyfunc
     # A request's recent actions travel once, on its first row; every row is scored with them.
     assert served["action_pin_id"].notna().sum() == frame["request_id"].nunique() < len(frame)
