@@ -114,6 +114,13 @@ BENCHES = [
         False,
     ),
     (
+        "cluster",
+        "The Joiner and the Sampler on a standalone Spark cluster vs local mode",
+        ["--requests", "20000"],
+        ["--requests", "3000"],
+        False,
+    ),
+    (
         "trainer",
         "Trainer: the real loader and loop vs in-memory tensors",
         ["--rows", "300000"],
