@@ -197,7 +197,7 @@ def run_joiner(
     # the written rows.
     no_impression, no_sequence, positives = 0, 0, dict.fromkeys(vocab.label_events, 0)
     logged = (
-        lake.read("sequence_log", [ds], columns=["request_id"])["request_id"]
+        lake.read("sequence_log", [ds], columns=["request_id"])["request_id"].combine_chunks()
         if spec.sequence
         else None
     )
@@ -206,7 +206,7 @@ def run_joiner(
         missing = pc.and_(batch["impressed"], pc.is_null(batch["impression_ts"]))
         no_impression += int(pc.sum(missing.cast(pa.int64())).as_py() or 0)
         if logged is not None:  # rows whose request has no recent actions logged
-            has = pc.is_in(batch["request_id"], value_set=logged.combine_chunks())
+            has = pc.is_in(batch["request_id"], value_set=logged)
             no_sequence += len(batch) - int(pc.sum(has.cast(pa.int64())).as_py() or 0)
         for lab in positives:
             positives[lab] += int(pc.sum(batch[lab].cast(pa.int64())).as_py() or 0)

@@ -99,6 +99,14 @@ def _interval_rows(
     return rows
 
 
+def _placements(logged: pd.DataFrame) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """(request code per row, number of requests, slot per row, 1 / propensity per row)."""
+    codes = pd.factorize(logged["request_id"])[0]
+    n_req = int(codes.max()) + 1 if len(codes) else 0
+    position = logged["position"].to_numpy().astype(np.int64)
+    return codes, n_req, position, 1.0 / logged["propensity"].to_numpy(dtype=np.float64)
+
+
 def _ips_snips(
     codes: np.ndarray,
     slot_of: np.ndarray,
@@ -132,10 +140,7 @@ def slot_estimates(
     reward / propensity over all requests (IPS) or over the matched rows' 1 / propensity (SNIPS);
     the value of the top k is the sum over its slots.
     """
-    codes = pd.factorize(logged["request_id"])[0]
-    n_req = int(codes.max()) + 1 if len(codes) else 0
-    position = logged["position"].to_numpy().astype(np.int64)
-    inv = 1.0 / logged["propensity"].to_numpy(dtype=np.float64)
+    codes, n_req, position, inv = _placements(logged)
     matched = matched & (position < k)
     slot_of = np.where(matched, position, k)
     mult = request_multipliers(n_req, samples, seed)
@@ -165,11 +170,8 @@ def slate_estimates(
     propensity and the head labels. Work is per request sums times the bootstrap's request
     multipliers, so memory grows with requests x slots, not rows x replicates.
     """
-    codes = pd.factorize(logged["request_id"])[0]
-    n_req = int(codes.max()) + 1 if len(codes) else 0
+    codes, n_req, position, inv = _placements(logged)
     rank = ranks_within(codes, scores)
-    position = logged["position"].to_numpy().astype(np.int64)
-    inv = 1.0 / logged["propensity"].to_numpy(dtype=np.float64)
     n_slots = int(position.max()) + 1 if len(position) else 0
     matched = (rank < k) & (position == rank)
     slot_of = np.where(matched, rank, k)  # k = "not matched": left out of the per-slot sums
