@@ -254,10 +254,27 @@ class WorldConfig(_Strict):
 
 
 class IngestionConfig(_Strict):
-    """Quarantine thresholds: above the warn share a check warns; above error it blocks."""
+    """Quarantine thresholds (above the warn share a check warns; above error it blocks), and
+    where a landed day is screened.
+
+    `spark` screens the day in Spark tasks, `batch_rows` rows at a time, so no process holds the
+    whole day and a cluster ingests what one machine cannot; `memory` screens it in one
+    in-process frame (no Spark job: a small day takes a fraction of a second instead of two);
+    `auto` uses memory for a day whose landed files total at most `memory_max_bytes` (a frame
+    takes about 45x the landed bytes at its peak) and Spark above that.
+    """
 
     quarantine_warn_share: float = Field(0.01, ge=0.0, le=1.0)
     quarantine_error_share: float = Field(0.05, ge=0.0, le=1.0)
+    engine: Literal["auto", "spark", "memory"] = "auto"
+    memory_max_bytes: int = Field(32 * 2**20, ge=0)
+    batch_rows: int = Field(100_000, ge=1)
+
+    def engine_for(self, landed_bytes: int) -> Literal["spark", "memory"]:
+        """Where a day of `landed_bytes` is screened."""
+        if self.engine != "auto":
+            return self.engine
+        return "memory" if landed_bytes <= self.memory_max_bytes else "spark"
 
     @model_validator(mode="after")
     def _ordered(self) -> IngestionConfig:

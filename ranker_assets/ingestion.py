@@ -64,6 +64,11 @@ class LogSpec:
         """Contract column -> dtype, for the columns every file must have."""
         return {n: str(c.dtype) for n, c in self.schema.columns.items() if c.required}
 
+    @property
+    def int_columns(self) -> list[str]:
+        """Integer columns, which a JSON reader must not read as floating point."""
+        return [n for n, t in self.columns.items() if t.startswith("int")]
+
 
 def event_log_spec(vocab: Vocabulary | None = None, timezone: str = "UTC") -> LogSpec:
     return LogSpec(
@@ -107,7 +112,38 @@ def log_specs(cfg: RankerConfig) -> tuple[LogSpec, ...]:
 
 
 @dataclass(frozen=True)
+class IngestCounts:
+    """What ingesting one log's day did: the counts that must reconcile, and why rows failed."""
+
+    log: str
+    ds: str
+    rows_in: int
+    kept: int
+    quarantined: int
+    duplicates: int
+    bytes_in: int
+    files: int
+    reasons: dict[str, int]  # quarantined rows per `rule(column)`, e.g. `wrong_type(position)`
+    batches: int = 1  # frames screened: one for in-memory ingestion, many on Spark
+    largest_batch: int = 0  # rows in the largest of them
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.kept + self.quarantined + self.duplicates
+
+
+def reason_label(rule: str, column: str | None) -> str:
+    return f"{rule}({column or ''})"
+
+
+@dataclass(frozen=True)
 class IngestResult:
+    """An in-memory ingestion: the day's kept rows and quarantine records as Arrow tables."""
+
     log: str
     ds: str
     valid: pa_arrow.Table  # contract-typed rows with a `ds` column
@@ -131,16 +167,32 @@ class IngestResult:
 
     def reasons(self) -> dict[str, int]:
         """Quarantined rows per `rule(column)`, e.g. `wrong_type(position)`."""
-        q = self.quarantine.select(["rule", "column"]).to_pandas()
-        label = q["rule"] + "(" + q["column"].fillna("") + ")"
-        return {k: int(v) for k, v in label.value_counts().sort_index().items()}
+        q = self.quarantine.select(["rule", "column"]).to_pylist()
+        labels = pd.Series([reason_label(r["rule"], r["column"]) for r in q], dtype=object)
+        return {k: int(v) for k, v in labels.value_counts().sort_index().items()}
+
+    def counts(self) -> IngestCounts:
+        return IngestCounts(
+            self.log,
+            self.ds,
+            self.rows_in,
+            self.kept,
+            self.quarantined,
+            self.duplicates,
+            self.bytes_in,
+            self.files,
+            self.reasons(),
+            1,
+            self.rows_in,
+        )
 
 
-def _parse_jsonl_fast(path: Path, int_columns: Iterable[str] = ()) -> pd.DataFrame | None:
-    """Arrow's multithreaded JSON reader for a clean file; None sends the file to the careful
+def _parse_jsonl_fast(
+    data: bytes, source: str, first_row: int, int_columns: Iterable[str] = ()
+) -> pd.DataFrame | None:
+    """Arrow's multithreaded JSON reader for clean lines; None sends them to the careful
     line-by-line parser (invalid UTF-8, a malformed line, a non-object, a blank line, a type
     conflict, or an integer column Arrow read as floating point, which rounds big values)."""
-    data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -160,48 +212,65 @@ def _parse_jsonl_fast(path: Path, int_columns: Iterable[str] = ()) -> pd.DataFra
     ):
         return None
     df = table.to_pandas()
-    df["_source_file"] = str(path)
-    df["_row_number"] = np.arange(1, len(df) + 1)
+    df["_source_file"] = source
+    df["_row_number"] = np.arange(first_row, first_row + len(df))
     df["_raw"] = lines
     return df
 
 
-def _parse_jsonl_careful(path: Path, malformed: list[dict[str, object]]) -> pd.DataFrame:
+def _parse_jsonl_careful(
+    data: bytes, source: str, first_row: int, malformed: list[dict[str, object]]
+) -> pd.DataFrame:
     """One line at a time: malformed lines become quarantine records, the rest a frame."""
     records: list[dict[str, object]] = []
-    with path.open("rb") as f:
-        for n, line in enumerate(f, start=1):
-            try:
-                text = line.decode("utf-8").rstrip("\n")
-            except UnicodeDecodeError as err:
-                text = line.decode("utf-8", errors="backslashreplace").rstrip("\n")
-                malformed.append(_qrow(path, n, "invalid_utf8", None, text, str(err)))
-                continue
-            if not text.strip():
-                continue
-            try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as err:
-                malformed.append(_qrow(path, n, "malformed_json", None, text, str(err)))
-                continue
-            if not isinstance(rec, dict):
-                malformed.append(_qrow(path, n, "malformed_json", None, text, "not a JSON object"))
-                continue
-            rec.update(_source_file=str(path), _row_number=n, _raw=text)
-            records.append(rec)
+    for n, line in enumerate(io.BytesIO(data), start=first_row):
+        try:
+            text = line.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError as err:
+            text = line.decode("utf-8", errors="backslashreplace").rstrip("\n")
+            malformed.append(_qrow(source, n, "invalid_utf8", None, text, str(err)))
+            continue
+        if not text.strip():
+            continue
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as err:
+            malformed.append(_qrow(source, n, "malformed_json", None, text, str(err)))
+            continue
+        if not isinstance(rec, dict):
+            malformed.append(_qrow(source, n, "malformed_json", None, text, "not a JSON object"))
+            continue
+        rec.update(_source_file=source, _row_number=n, _raw=text)
+        records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def parse_jsonl(
+    data: bytes,
+    source: str,
+    first_row: int = 1,
+    int_columns: Iterable[str] = (),
+    fast: bool = True,
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """JSON lines (a file, or a slice of one starting at line `first_row`) as a frame, fast when
+    clean; malformed lines come back as quarantine records, not errors."""
+    malformed: list[dict[str, object]] = []
+    df = _parse_jsonl_fast(data, source, first_row, int_columns) if fast else None
+    return (df if df is not None else _parse_jsonl_careful(data, source, first_row, malformed)), (
+        malformed
+    )
 
 
 def _read_jsonl(
     files: Iterable[Path], fast: bool = True, int_columns: Iterable[str] = ()
 ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
-    """Parse JSON lines, fast when a file is clean; malformed lines are quarantined, not fatal."""
+    """Parse whole files of JSON lines into one frame; malformed lines are quarantined."""
     malformed: list[dict[str, object]] = []
     frames = []
-    int_columns = list(int_columns)
     for path in files:
-        df = _parse_jsonl_fast(path, int_columns) if fast else None
-        frames.append(df if df is not None else _parse_jsonl_careful(path, malformed))
+        df, bad = parse_jsonl(path.read_bytes(), str(path), 1, int_columns, fast)
+        frames.append(df)
+        malformed += bad
     frames = [f for f in frames if not f.empty]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), malformed
 
@@ -210,34 +279,50 @@ class IngestionError(ValueError):
     """The day cannot be ingested as landed (nothing is committed); names the file and column."""
 
 
+def parquet_columns(path: Path | str, required: Iterable[str]) -> pa_arrow.Schema:
+    """A landed parquet file's schema, read from its footer; a file that cannot be read, or
+    lacks a required column, fails the whole day."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa_arrow.ArrowException) as err:
+        raise IngestionError(f"unreadable parquet file in the landing zone: {path}: {err}") from err
+    missing = [c for c in required if c not in schema.names]
+    if missing:
+        raise IngestionError(
+            f"{path}: required column(s) {missing} missing (see docs/log_contract.md; "
+            "a dense or categorical feature must be logged under the name the config gives)"
+        )
+    return schema
+
+
+def parquet_frame(table: pa_arrow.Table, source: str, first_row: int = 1) -> pd.DataFrame:
+    """Parquet rows (a file, or a slice starting at row `first_row`) with their provenance."""
+    df = table.to_pandas()
+    df["_source_file"] = source
+    df["_row_number"] = np.arange(first_row, first_row + len(df))
+    df["_raw"] = None
+    return df
+
+
 def _read_parquet(files: Iterable[Path], required: Iterable[str]) -> pd.DataFrame:
     """Parquet files as one frame; a file without a required column fails the whole day."""
     frames = []
     required = list(required)
     for path in files:
+        parquet_columns(path, required)
         try:
             table = pq.read_table(path)
         except (OSError, pa_arrow.ArrowException) as err:
             raise IngestionError(
                 f"unreadable parquet file in the landing zone: {path}: {err}"
             ) from err
-        missing = [c for c in required if c not in table.column_names]
-        if missing:
-            raise IngestionError(
-                f"{path}: required column(s) {missing} missing (see docs/log_contract.md; "
-                "a dense or categorical feature must be logged under the name the config gives)"
-            )
-        df = table.to_pandas()
-        df["_source_file"] = str(path)
-        df["_row_number"] = np.arange(1, len(df) + 1)
-        df["_raw"] = None
-        frames.append(df)
+        frames.append(parquet_frame(table, str(path)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _qrow(path: Path, n: int, rule: str, column: str | None, raw: str, detail: str) -> dict:
+def _qrow(source: str, n: int, rule: str, column: str | None, raw: str, detail: str) -> dict:
     return {
-        "source_file": str(path),
+        "source_file": source,
         "row_number": n,
         "rule": rule,
         "column": column,
@@ -315,10 +400,13 @@ def likely_fix(rule: str, column: str | None, timezone: str) -> str | None:
     return None
 
 
-def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def screen(
+    df: pd.DataFrame, spec: LogSpec, ds: str, dedupe: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Split raw rows into (valid typed rows, quarantine records, number of duplicates dropped).
 
-    List columns (the sequence log's) come back as typed Arrow lists in `attrs["lists"]`."""
+    List columns (the sequence log's) come back as typed Arrow lists in `attrs["lists"]`.
+    `dedupe=False` keeps duplicates for a caller that removes them across batches."""
     reason = pd.Series(None, index=df.index, dtype=object)
     column = pd.Series(None, index=df.index, dtype=object)
     detail = pd.Series(None, index=df.index, dtype=object)
@@ -420,27 +508,35 @@ def screen(df: pd.DataFrame, spec: LogSpec, ds: str) -> tuple[pd.DataFrame, pd.D
         }
     )
     kept = typed[~bad].astype(dtypes)
-    dup = kept.duplicated(list(spec.key), keep="first")
+    dup = kept.duplicated(list(spec.key), keep="first") if dedupe else kept.index.isna()
     kept = kept[~dup]
     rows = pa_arrow.array(kept.index.to_numpy())
     kept.attrs["lists"] = {name: arr.take(rows) for name, arr in lists.items()}
     return kept, quarantine, int(dup.sum())
 
 
-def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
-    """Ingest every landed file of one log and day."""
-    ds = str(ds)
-    files = day_files(landing, spec.name, ds)
-    bytes_in = sum(p.stat().st_size for p in files)
-    malformed: list[dict[str, object]] = []
-    if spec.name == "event_log":
-        ints = [n for n, t in spec.columns.items() if t.startswith("int")]
-        df, malformed = _read_jsonl(files, int_columns=ints)
-    else:
-        df = _read_parquet(files, spec.columns)
+@dataclass(frozen=True)
+class Screened:
+    """One frame of landed rows after the contract: Arrow tables ready to write."""
+
+    valid: pa_arrow.Table  # contract-typed rows, list columns last, no `ds`
+    row_numbers: np.ndarray  # each valid row's line or row number in its file
+    quarantine: pa_arrow.Table  # QUARANTINE_SCHEMA
+    duplicates: int
+    rows_in: int
+
+
+def screen_frame(
+    df: pd.DataFrame,
+    malformed: list[dict[str, object]],
+    spec: LogSpec,
+    ds: str,
+    dedupe: bool = True,
+) -> Screened:
+    """`screen` plus the lines that could not be parsed, as Arrow tables."""
     if df.empty:
         df = pd.DataFrame(columns=[*spec.schema.columns, *_META])
-    kept, quarantine, duplicates = screen(df, spec, ds)
+    kept, quarantine, duplicates = screen(df, spec, ds, dedupe)
     quarantine = pd.concat(
         [quarantine, pd.DataFrame(malformed, columns=quarantine.columns)], ignore_index=True
     )
@@ -450,36 +546,58 @@ def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
     valid = pa_arrow.Table.from_pandas(kept, preserve_index=False).replace_schema_metadata(None)
     for name, values in lists.items():
         valid = valid.append_column(name, values)
-    valid = valid.append_column("ds", pa_arrow.array([ds] * valid.num_rows, pa_arrow.string()))
     q = pa_arrow.Table.from_pandas(
         quarantine.astype({"row_number": "int64"}), schema=QUARANTINE_SCHEMA, preserve_index=False
     )
+    rows = df.loc[kept.index, "_row_number"].to_numpy(dtype=np.int64)
+    return Screened(valid, rows, q, duplicates, len(df) + len(malformed))
+
+
+def ingest_day(landing: Path, spec: LogSpec, ds: str | date) -> IngestResult:
+    """Ingest every landed file of one log and day, in memory (small days, `check-logs`)."""
+    ds = str(ds)
+    files = day_files(landing, spec.name, ds)
+    bytes_in = sum(p.stat().st_size for p in files)
+    malformed: list[dict[str, object]] = []
+    if spec.name == "event_log":
+        df, malformed = _read_jsonl(files, int_columns=spec.int_columns)
+    else:
+        df = _read_parquet(files, spec.columns)
+    out = screen_frame(df, malformed, spec, ds)
+    valid = out.valid.append_column(
+        "ds", pa_arrow.array([ds] * out.valid.num_rows, pa_arrow.string())
+    )
     return IngestResult(
-        spec.name, ds, valid, q, len(df) + len(malformed), duplicates, bytes_in, len(files)
+        spec.name, ds, valid, out.quarantine, out.rows_in, out.duplicates, bytes_in, len(files)
     )
 
 
 QUARANTINE_TABLE = "quarantine"
 
 
-def commit_day(lake: Lake, result: IngestResult) -> int:
-    """Replace the day's partition with the kept rows, then its quarantine records.
+def refuse_empty_day(lake: Lake, counts: IngestCounts) -> None:
+    """Never replace ingested rows with nothing: a day with no landed file, or whose every row
+    was rejected while rows of it are already in the lake, fails before any commit."""
+    log, ds = counts.log, counts.ds
+    if counts.files and counts.kept:  # the common case: no need to look at the lake
+        return
+    ingested = lake.read(log, [ds], columns=[PARTITION]).num_rows if lake.exists(log) else 0
+    kept = f"; the {ingested:,} rows ingested before are kept" if ingested else ""
+    if counts.files == 0:
+        raise IngestionError(f"no {log} files landed for ds={ds}{kept}")
+    if ingested:
+        raise IngestionError(
+            f"every one of the {counts.rows_in:,} {log} rows landed for ds={ds} was "
+            f"rejected ({counts.reasons}){kept}"
+        )
 
-    Never replaces ingested rows with nothing: a day with no landed file, or whose every row
-    was rejected while rows of it are already in the lake, fails before any commit.
-    Returns the table version.
-    """
-    log, ds = result.log, result.ds
-    if result.files == 0 or result.kept == 0:  # the rare case: only then look at the lake
-        ingested = lake.read(log, [ds], columns=[PARTITION]).num_rows if lake.exists(log) else 0
-        kept = f"; the {ingested:,} rows ingested before are kept" if ingested else ""
-        if result.files == 0:
-            raise IngestionError(f"no {log} files landed for ds={ds}{kept}")
-        if ingested:
-            raise IngestionError(
-                f"every one of the {result.rows_in:,} {log} rows landed for ds={ds} was "
-                f"rejected ({result.reasons()}){kept}"
-            )
-    version = lake.replace_partition(log, result.valid, {PARTITION: ds})
-    lake.replace_partition(QUARANTINE_TABLE, result.quarantine, {"log": log, PARTITION: ds})
+
+def commit_day(lake: Lake, result: IngestResult) -> int:
+    """Replace the day's partition with the kept rows, then its quarantine records (after
+    `refuse_empty_day`). Returns the table version."""
+    refuse_empty_day(lake, result.counts())
+    version = lake.replace_partition(result.log, result.valid, {PARTITION: result.ds})
+    lake.replace_partition(
+        QUARANTINE_TABLE, result.quarantine, {"log": result.log, PARTITION: result.ds}
+    )
     return version

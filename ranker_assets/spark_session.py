@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -13,9 +14,11 @@ SPARK_CONF_DIR = Path(__file__).parent / "spark_conf"
 
 
 def prepare_environment() -> None:
-    """Bind local Spark to loopback and quiet its logs, unless the user configured otherwise."""
+    """Bind local Spark to loopback, quiet its logs and run Python tasks (ingestion's) with this
+    interpreter, unless the user configured otherwise (a cluster's executors may need theirs)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def get_spark(cfg: SparkConfig) -> SparkSession:

@@ -147,7 +147,7 @@ def test_fast_json_path_agrees_with_the_careful_parser(tmp_path: Path) -> None:
     cfg = small_config(client_fault_share=0.02)
     simulate_to_landing(cfg.world, cfg.logging, tmp_path, START, 1, 800, SEED)
     files = landing.day_files(tmp_path, "event_log", str(START))
-    assert all(_parse_jsonl_fast(f) is not None for f in files)
+    assert all(_parse_jsonl_fast(f.read_bytes(), str(f), 1) is not None for f in files)
     spec = event_log_spec()
     fast = screen(_read_jsonl(files, fast=True)[0], spec, str(START))
     careful = screen(_read_jsonl(files, fast=False)[0], spec, str(START))

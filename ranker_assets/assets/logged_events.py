@@ -2,6 +2,7 @@
 -> valid Delta rows + quarantine with reasons."""
 
 import dagster as dg
+from dagster_pyspark import LazyPySparkResource
 
 from ranker_assets.assets.metadata import table_metadata
 from ranker_assets.automation import ingest_when_landed
@@ -10,18 +11,17 @@ from ranker_assets.config import RankerConfig
 from ranker_assets.hybrid_logging.landing import day_fingerprints
 from ranker_assets.ingestion import (
     QUARANTINE_TABLE,
+    IngestCounts,
     IngestionError,
-    IngestResult,
     LogSpec,
-    commit_day,
-    ingest_day,
     log_specs,
 )
 from ranker_assets.resources import LakeResource, LandingResource
+from ranker_assets.spark_ingestion import ingest_and_commit
 
 
-def _reasons_markdown(result: IngestResult) -> str:
-    reasons = result.reasons()
+def _reasons_markdown(result: IngestCounts) -> str:
+    reasons = result.reasons
     if not reasons:
         return "no rows quarantined"
     lines = ["| rule(column) | rows |", "|---|---|"] + [
@@ -30,7 +30,7 @@ def _reasons_markdown(result: IngestResult) -> str:
     return "\n".join(lines)
 
 
-def _check_results(result: IngestResult, cfg: RankerConfig, name: str) -> list[dg.AssetCheckResult]:
+def _check_results(result: IngestCounts, cfg: RankerConfig, name: str) -> list[dg.AssetCheckResult]:
     share = result.quarantine_share
     warn, error = cfg.ingestion.quarantine_warn_share, cfg.ingestion.quarantine_error_share
     severity = dg.AssetCheckSeverity.ERROR if share > error else dg.AssetCheckSeverity.WARN
@@ -73,12 +73,23 @@ def _landing_asset(log: str, days: dg.PartitionsDefinition) -> dg.SourceAsset:
 def _ingestion_asset(
     cfg: RankerConfig, days: dg.PartitionsDefinition, spec: LogSpec
 ) -> dg.AssetsDefinition:
+    settings = cfg.ingestion
+    kind = {"auto": {"spark", "pandas"}, "spark": {"spark"}, "memory": {"pandas"}}
+    engine = {
+        "auto": f"in one in-process frame when the day's landed files total at most "
+        f"{settings.memory_max_bytes:,} bytes, else by Spark tasks, {settings.batch_rows:,} rows "
+        "at a time.",
+        "spark": f"by Spark tasks, {settings.batch_rows:,} rows at a time.",
+        "memory": "in one in-process frame.",
+    }[settings.engine]
+
     @dg.asset(
         name=spec.name,
         partitions_def=days,
         deps=[dg.AssetKey(["landing", spec.name])],
         group_name="logged_events",
-        kinds={"delta", "pandas"},
+        kinds={"delta", *kind[settings.engine]},
+        pool=None if settings.engine == "memory" else "spark",
         freshness_policy=freshness_policy(cfg.cadence, "logs"),
         automation_condition=ingest_when_landed(),
         check_specs=[
@@ -94,16 +105,21 @@ def _ingestion_asset(
             ),
         ],
         description=f"The day's {spec.name}: contract-valid rows in a Delta table; rejected rows "
-        f"go to the `{QUARANTINE_TABLE}` table with the rule broken. Re-running replaces the day.",
+        f"go to the `{QUARANTINE_TABLE}` table with the rule broken. Re-running replaces the day. "
+        f"Screened {engine}",
     )
     def _asset(
-        context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        landing: LandingResource,
+        pyspark: LazyPySparkResource,
     ) -> dg.MaterializeResult:
         ds = context.partition_key
         delta = lake.lake()
         try:  # nothing is committed unless the whole day could be read and screened
-            result = ingest_day(landing.root(), spec, ds)
-            version = commit_day(delta, result)
+            result, version, used = ingest_and_commit(
+                settings, lambda: pyspark.spark_session, delta, landing.root(), spec, ds
+            )
         except IngestionError as err:
             raise dg.Failure(description=str(err), allow_retries=False) from err
         return dg.MaterializeResult(
@@ -112,8 +128,10 @@ def _ingestion_asset(
                 "rows_kept": result.kept,
                 "rows_quarantined": result.quarantined,
                 "duplicates_dropped": result.duplicates,
-                "reconciles": result.rows_in
-                == result.kept + result.quarantined + result.duplicates,
+                "reconciles": result.reconciles,
+                "engine": used,
+                "screened_batches": result.batches,
+                "largest_batch_rows": result.largest_batch,
                 "quarantine_reasons": dg.MetadataValue.md(_reasons_markdown(result)),
                 "landed_bytes": result.bytes_in,
                 "lake_bytes": delta.partition_bytes(spec.name, ds=ds),
