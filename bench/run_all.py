@@ -72,6 +72,13 @@ BENCHES = [
         False,
     ),
     (
+        "ingestion",
+        "Ingestion on Spark vs in one frame, 50k to 400k requests/day (1x to 8x)",
+        ["--requests", "50000,100000,200000", "--spark-only", "400000"],
+        ["--requests", "3000,6000", "--spark-only", "12000"],
+        False,
+    ),
+    (
         "joiner_1x",
         "Ingestion and the Spark Joiner, 50k requests/day (1x)",
         ["--requests", "50000"],
