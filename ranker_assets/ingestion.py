@@ -342,10 +342,7 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
         # Typed by the reader, or checked per value (Python ints of any size stay exact).
         num = values if kind in "iuf" else values.where(values.map(_is_number))
         if dtype.startswith("int"):
-            info = np.iinfo(dtype)
-            exact = num.map(_exact_int, na_action="ignore")
-            in_range = exact.map(lambda v: v is not None and info.min <= v <= info.max)
-            return pd.to_numeric(exact.where(in_range.fillna(False).astype(bool)), errors="coerce")
+            return _as_int(num, np.iinfo(dtype))
         return pd.to_numeric(num, errors="coerce")
     if dtype == "bool":
         if kind == "b":
@@ -353,8 +350,26 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
         # true/false, or the integers 0 and 1 many logs use for flags (a lossless reading).
         return values.map(_as_bool, na_action="ignore")
     if kind == "O":  # only real strings: a JSON list or object is not text
+        if pd.api.types.infer_dtype(values, skipna=True) == "string":
+            return values  # every value is text (checked in C, not per value)
         return values.where(values.map(lambda v: isinstance(v, str)))
     return values.where(pd.Series(False, index=values.index))
+
+
+def _as_int(num: pd.Series, info: np.iinfo) -> pd.Series:
+    """Integers exactly as logged and within the dtype's range, as nullable Int64: never wrapped
+    or rounded. Typed columns are checked as arrays; mixed JSON values one by one."""
+    if num.dtype.kind in "iu":
+        ok = (num >= info.min) & (num <= info.max)
+    elif num.dtype.kind == "f":  # integral and in range; the upper bound is exact as a float
+        ok = np.isfinite(num) & (num == np.round(num))
+        ok &= (num >= float(info.min)) & (num < float(info.max) + 1)
+    else:
+        exact = num.map(_exact_int, na_action="ignore")
+        ok = exact.map(lambda v: v is not None and info.min <= v <= info.max).fillna(False)
+        return pd.Series(pd.array(exact.where(ok.astype(bool)), dtype="Int64"), index=num.index)
+    ints = num.where(ok, 0).astype(np.int64)
+    return pd.Series(pd.array(ints, dtype="Int64"), index=num.index).mask(~ok)
 
 
 def _is_number(v: object) -> bool:

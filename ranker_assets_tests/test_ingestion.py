@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,6 +12,7 @@ import pytest
 from ranker_assets.hybrid_logging import landing
 from ranker_assets.ingestion import (
     IngestionError,
+    _coerce,
     _parse_jsonl_fast,
     _read_jsonl,
     event_log_spec,
@@ -155,3 +157,24 @@ def test_fast_json_path_agrees_with_the_careful_parser(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
     assert fast[2] == careful[2] > 0
     assert len(fast[1]) > 0  # the faults were seen on both paths
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (pd.Series([2**63 + 5, 2**62 + 1], dtype="uint64"), [None, 2**62 + 1]),
+        (
+            pd.Series([3.0, 3.5, np.inf, 2.0**63, -(2.0**63), np.nan]),
+            [3, None, None, None, -(2**63), None],
+        ),
+        (
+            pd.Series([2**62 + 1, "x", 2**70, 4.0, None], dtype=object),
+            [2**62 + 1, None, None, 4, None],
+        ),
+    ],
+)
+def test_integers_are_read_exactly_and_out_of_range_ones_are_refused(values, expected) -> None:
+    """Typed columns are checked as arrays, mixed JSON values one by one: the same verdicts,
+    and ids above 2**53 beside a refused value are never rounded through floating point."""
+    cast = _coerce(values, "int64")
+    assert [None if pd.isna(v) else int(v) for v in cast] == expected
