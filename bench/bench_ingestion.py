@@ -137,6 +137,7 @@ def main() -> None:
                         spec,
                         str(DS),
                         cfg.ingestion.batch_rows,
+                        cfg.ingestion.batch_bytes,
                     )
                 seconds = time.perf_counter() - t0
                 stage = memory.rows[-1][1]
@@ -159,7 +160,8 @@ def main() -> None:
             if i == 0:
                 rows.clear()
                 memory.rows.clear()
-    print(f"Spark {cfg.spark.master}, batch_rows {cfg.ingestion.batch_rows:,}; peak resident GiB\n")
+    frames = f"batch_rows {cfg.ingestion.batch_rows:,}, batch_bytes {cfg.ingestion.batch_bytes:,}"
+    print(f"Spark {cfg.spark.master}, {frames}; peak resident GiB\n")
     print(
         f"{'day and log':<26}{'rows in':>12}{'landed MB':>11}{'memory s':>10}{'memory GiB':>11}"
         f"{'spark s':>9}{'driver GiB':>11}{'worker GiB':>11}{'jvm GiB':>9}{'batches':>9}"

@@ -269,6 +269,7 @@ class IngestionConfig(_Strict):
     engine: Literal["auto", "spark", "memory"] = "auto"
     memory_max_bytes: int = Field(32 * 2**20, ge=0)
     batch_rows: int = Field(100_000, ge=1)
+    batch_bytes: int = Field(32 * 2**20, ge=1)  # ... and about this much landed data per frame
 
     def engine_for(self, landed_bytes: int) -> Literal["spark", "memory"]:
         """Where a day of `landed_bytes` is screened."""

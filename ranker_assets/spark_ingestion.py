@@ -1,7 +1,8 @@
 """Ingestion on Spark: a landed day of any size, screened in bounded batches where Spark runs.
 
 The rules are not restated here. Each Spark task reads one split of a landed file (a range of
-JSON lines, or some row groups of a parquet file) in frames of at most `batch_rows` rows and
+JSON lines, or some row groups of a parquet file) in frames of at most `batch_rows` rows (and
+about `batch_bytes` of landed data) and
 screens them with `ingestion.screen_frame`, the function in-memory ingestion and `check-logs`
 use, so the contract, the quarantine reasons and the line numbers are the same. What needs the
 whole day happens in Spark: duplicates are removed across batches (the first landed row of a
@@ -67,55 +68,71 @@ KEPT, QUARANTINED, BATCH = 0, 1, 2  # what a row of the stream is
 @dataclass(frozen=True)
 class Split:
     """One Spark task's share of a landed file: bytes [start, stop) of JSON lines, or row groups
-    [start, stop) of parquet; `first_row` numbers its first line or row in the file."""
+    [start, stop) of parquet; `first_row` numbers its first line or row in the file, and
+    `frame_rows` is how many rows it screens at once."""
 
     file_index: int
     path: str
     start: int
     stop: int
     first_row: int
+    frame_rows: int
 
 
-_SPLIT_SCHEMA = "file_index int, path string, start long, stop long, first_row long"
+_SPLIT_SCHEMA = (
+    "file_index int, path string, start long, stop long, first_row long, frame_rows long"
+)
 
 
-def jsonl_splits(files: Iterable[Path], batch_rows: int, block: int = 1 << 24) -> list[Split]:
-    """Cut files of JSON lines every `batch_rows` lines, reading blocks: constant memory."""
+def frame_rows(batch_rows: int, batch_bytes: int, rows: int, nbytes: int) -> int:
+    """Rows per frame: at most `batch_rows`, and about `batch_bytes` of landed data (a sequence
+    log row of 100 actions weighs as much as ~20 feature rows)."""
+    return max(1, min(batch_rows, batch_bytes * max(rows, 1) // max(nbytes, 1)))
+
+
+def jsonl_splits(
+    files: Iterable[Path], batch_rows: int, batch_bytes: int, block: int = 1 << 24
+) -> list[Split]:
+    """Cut files of JSON lines into frames of whole lines, reading blocks: constant memory."""
     splits = []
     for index, path in enumerate(files):
-        size, start, lines = path.stat().st_size, 0, 0
+        size, start, lines, rows = path.stat().st_size, 0, 0, 0
         with path.open("rb") as f:
             offset = 0
             while data := f.read(block):
                 ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + offset + 1
+                rows = rows or frame_rows(batch_rows, batch_bytes, len(ends), len(data))
                 numbers = lines + np.arange(1, len(ends) + 1)  # the line each newline ends
-                full = numbers % batch_rows == 0
+                full = numbers % rows == 0
                 for cut, last in zip(ends[full].tolist(), numbers[full].tolist(), strict=True):
-                    splits.append(Split(index, str(path), start, cut, last - batch_rows + 1))
+                    splits.append(Split(index, str(path), start, cut, last - rows + 1, rows))
                     start = cut
                 lines += len(ends)
                 offset += len(data)
         if start < size:
-            splits.append(Split(index, str(path), start, size, lines - lines % batch_rows + 1))
+            splits.append(Split(index, str(path), start, size, lines - lines % rows + 1, rows))
     return splits
 
 
 def parquet_splits(
-    files: Iterable[Path], batch_rows: int, required: Iterable[str]
+    files: Iterable[Path], batch_rows: int, batch_bytes: int, required: Iterable[str]
 ) -> tuple[list[Split], dict[str, pa.DataType]]:
-    """Group each file's row groups into splits of about `batch_rows` rows, from footers only;
-    also returns the union of the files' columns (a file must have every required one)."""
+    """Group each file's row groups into splits of about one frame, from footers only; also
+    returns the union of the files' columns (a file must have every required one)."""
     splits, columns, required = [], {}, list(required)
     for index, path in enumerate(files):
         schema = parquet_columns(path, required)
         columns.update({f.name: f.type for f in schema if f.name not in columns})
         meta = pq.read_metadata(path)
+        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        size = sum(g.total_byte_size for g in groups)  # uncompressed
+        rows_per_frame = frame_rows(batch_rows, batch_bytes, meta.num_rows, size)
         first, row, rows = 0, 1, 0
-        for group in range(meta.num_row_groups):
-            rows += meta.row_group(group).num_rows
-            if rows >= batch_rows or group == meta.num_row_groups - 1:
-                splits.append(Split(index, str(path), first, group + 1, row))
-                first, row, rows = group + 1, row + rows, 0
+        for number, group in enumerate(groups):
+            rows += group.num_rows
+            if rows >= rows_per_frame or number == len(groups) - 1:
+                splits.append(Split(index, str(path), first, number + 1, row, rows_per_frame))
+                first, row, rows = number + 1, row + rows, 0
     return splits, columns
 
 
@@ -145,9 +162,9 @@ def stream_schema(kept: pa.Schema) -> pa.Schema:
 
 
 def _frames(
-    split: Split, spec: LogSpec, batch_rows: int, landed: list[str]
+    split: Split, spec: LogSpec, landed: list[str]
 ) -> Iterator[tuple[pd.DataFrame, list[dict[str, object]]]]:
-    """The split's rows as frames of at most `batch_rows`, with unparseable lines."""
+    """The split's rows as frames of at most `split.frame_rows`, with unparseable lines."""
     if spec.name == "event_log":
         with open(split.path, "rb") as f:
             f.seek(split.start)
@@ -156,7 +173,7 @@ def _frames(
         return
     row = split.first_row
     file = pq.ParquetFile(split.path)
-    for batch in file.iter_batches(batch_rows, row_groups=range(split.start, split.stop)):
+    for batch in file.iter_batches(split.frame_rows, row_groups=range(split.start, split.stop)):
         df = parquet_frame(pa.Table.from_batches([batch]), split.path, row)
         for name in landed:  # a column another file of the day has: null here, as in memory
             if name not in df.columns:
@@ -193,7 +210,6 @@ def _screen_task(
     batches: Iterator[pa.RecordBatch],
     spec: LogSpec,
     ds: str,
-    batch_rows: int,
     landed: list[str],
     kept: pa.Schema,
     schema: pa.Schema,
@@ -201,7 +217,7 @@ def _screen_task(
     """What one Spark task runs (in a Python worker): screen each frame of its splits."""
     for batch in batches:
         for split in map(lambda s: Split(**s), batch.to_pylist()):
-            for df, malformed in _frames(split, spec, batch_rows, landed):
+            for df, malformed in _frames(split, spec, landed):
                 out = screen_frame(df, malformed, spec, ds, dedupe=False)
                 yield from _stream(out, split.file_index, kept, schema).to_batches()
 
@@ -213,7 +229,13 @@ def _first_of_each_key(kept: DataFrame, key: Iterable[str]) -> DataFrame:
 
 
 def ingest_day_on_spark(
-    spark: SparkSession, lake: Lake, landing: Path, spec: LogSpec, ds: str, batch_rows: int
+    spark: SparkSession,
+    lake: Lake,
+    landing: Path,
+    spec: LogSpec,
+    ds: str,
+    batch_rows: int,
+    batch_bytes: int = 32 * 2**20,
 ) -> tuple[IngestCounts, int]:
     """Screen, count and commit one log's day on Spark; returns its counts and table version.
 
@@ -221,16 +243,15 @@ def ingest_day_on_spark(
     `refuse_empty_day` refuses the day."""
     files = day_files(landing, spec.name, ds)
     if spec.name == "event_log":
-        splits, landed = jsonl_splits(files, batch_rows), {}
+        splits, landed = jsonl_splits(files, batch_rows, batch_bytes), {}
     else:
-        splits, landed = parquet_splits(files, batch_rows, spec.columns)
+        splits, landed = parquet_splits(files, batch_rows, batch_bytes, spec.columns)
     kept = kept_schema(spec, landed)
     schema = stream_schema(kept)
     task = partial(
         _screen_task,
         spec=spec,
         ds=ds,
-        batch_rows=batch_rows,
         landed=[n for n in landed if n in kept.names],
         kept=kept,
         schema=schema,
@@ -302,7 +323,9 @@ def ingest_and_commit(
     landed = sum(p.stat().st_size for p in day_files(landing, spec.name, ds))
     engine = settings.engine_for(landed)
     if engine == "spark":
-        counts, version = ingest_day_on_spark(spark(), lake, landing, spec, ds, settings.batch_rows)
+        counts, version = ingest_day_on_spark(
+            spark(), lake, landing, spec, ds, settings.batch_rows, settings.batch_bytes
+        )
         return counts, version, engine
     result = ingest_day(landing, spec, ds)
     return result.counts(), commit_day(lake, result), engine

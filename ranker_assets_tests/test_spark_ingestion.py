@@ -36,6 +36,7 @@ from ranker_assets.spark_ingestion import ingest_day_on_spark, jsonl_splits
 
 OTHER_DAY = datetime(2031, 1, 1, tzinfo=UTC)
 BATCH = 257  # rows per screened frame: far fewer than a day, and not a divisor of anything
+FRAME_BYTES = 64 * 2**10  # ... and landed bytes per frame: binds the sequence log's wide rows
 
 
 @pytest.fixture
@@ -100,13 +101,16 @@ def test_spark_ingestion_equals_in_memory_ingestion_on_every_kind_of_bad_input(
     lake = Lake(str(tmp_path / "lake"))
     for spec in log_specs(cfg):
         memory = ingest_day(root, spec, ds)
-        counts, _ = ingest_day_on_spark(spark, lake, root, spec, ds, BATCH)
+        counts, _ = ingest_day_on_spark(spark, lake, root, spec, ds, BATCH, FRAME_BYTES)
         assert counts.reconciles and counts.quarantined and counts.duplicates, counts
         for field in ("rows_in", "kept", "quarantined", "duplicates", "files", "bytes_in"):
             assert getattr(counts, field) == getattr(memory, field), field
         assert counts.reasons == memory.reasons()
-        # Screened in frames of at most BATCH rows, never the day at once.
+        # Screened in frames of at most BATCH rows, never the day at once; fewer where rows
+        # are wide (100 recent actions each).
         assert counts.batches > 1 and counts.largest_batch <= BATCH, counts
+        if spec.name == "sequence_log":
+            assert counts.largest_batch < BATCH / 2, counts
         columns = [c for c in memory.valid.column_names if c != "ds"]
         written = lake.read(spec.name, [ds])
         assert sorted(written.column_names) == sorted(memory.valid.column_names)
@@ -162,7 +166,7 @@ def test_json_lines_are_cut_into_splits_that_number_every_line(
     lines = [json.dumps({"n": i, "pad": "x" * (i % 7)}).encode() for i in range(1, 24)]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + (b"\n" if trailing_newline else b""))
-    splits = jsonl_splits([path], batch_rows=5, block=11)  # blocks end mid-line
+    splits = jsonl_splits([path], batch_rows=5, batch_bytes=2**20, block=11)  # blocks end mid-line
     data = path.read_bytes()
     assert [s.first_row for s in splits] == [1, 6, 11, 16, 21]
     assert splits[0].start == 0 and splits[-1].stop == len(data)
