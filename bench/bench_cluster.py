@@ -1,12 +1,12 @@
-"""The same day through a standalone Spark cluster and through local mode: identical outputs.
+"""The same days through a standalone Spark cluster and through local mode: identical outputs.
 
-Run: .venv/bin/python bench/bench_cluster.py [--requests 5000]
+Run: .venv/bin/python bench/bench_cluster.py [--requests 5000] [--batch-rows 20000]
 Starts a standalone Spark master and one worker from the pyspark installation, both bound to
-127.0.0.1, simulates two days and ingests them into a lake, then runs ingestion's output through
-the Joiner and the Sampler for day 1 twice, each in its own process (Spark allows one session
-per process) on its own copy of the lake: once with `spark.master` set to the cluster's URL,
-once `local[2]`. Prints each stage's time per mode and whether the two lakes' training_examples
-and sampled_dataset hold the same rows.
+127.0.0.1, simulates and lands two days, then runs ingestion (Spark tasks, `--batch-rows` rows
+at a time), the Joiner and the Sampler for day 1 twice, each in its own process (Spark allows
+one session per process) into its own lake: once with `spark.master` set to the cluster's URL,
+once `local[2]`. Prints each stage's time per mode and whether the two lakes' tables (the three
+logs, the quarantine, training_examples and sampled_dataset) hold the same rows.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,15 +25,16 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 import pyspark
 
 from ranker_assets.config import load_config
-from ranker_assets.ingestion import ingest_day, log_specs
+from ranker_assets.ingestion import QUARANTINE_TABLE, log_specs
 from ranker_assets.joiner import run_joiner
 from ranker_assets.lake import Lake
 from ranker_assets.sampling.config import sampling_config
 from ranker_assets.sampling.run import run_sampler
+from ranker_assets.spark_ingestion import ingest_day_on_spark
 from ranker_assets.spark_session import get_spark, prepare_environment
 from ranker_assets.world.simulator import simulate_to_landing
 
@@ -101,40 +101,32 @@ def _wait(ready: Callable[[], bool], what: str, log: Path, timeout: float = 120.
         time.sleep(1)
 
 
-def prepare(root: Path, requests: int, seed: int) -> Path:
-    """Two simulated days landed and ingested into a lake (ingestion runs in this process)."""
-    cfg = load_config()
-    simulate_to_landing(cfg.world, cfg.logging, root / "landing", D1, 2, requests, seed)
-    lake = Lake(str(root / "lake"))
-    for spec in log_specs(cfg):
-        for ds in DAYS if spec.name == "event_log" else DAYS[:1]:
-            lake.replace_partition(
-                spec.name, ingest_day(root / "landing", spec, ds).valid, {"ds": ds}
-            )
-    return root / "lake"
-
-
-def child(master: str, lake_dir: str) -> None:
-    """Join and sample day 1 in this process with `master`; prints the stage times as JSON."""
+def child(master: str, landing: str, lake_dir: str, batch_rows: str) -> None:
+    """Ingest, join and sample day 1 in this process with `master`; prints stage times as JSON."""
     cfg = load_config()
     conf = {"spark.executor.memory": "2g"} if master.startswith("spark://") else {}
     spark = get_spark(cfg.spark.model_copy(update={"master": master, "conf": conf}))
     lake = Lake(lake_dir)
     t0 = time.perf_counter()
-    run_joiner(spark, lake, DAYS[0], cfg.features, cfg.joiner, vocab=cfg.vocabulary)
+    for spec in log_specs(cfg):
+        for ds in DAYS if spec.name == "event_log" else DAYS[:1]:
+            ingest_day_on_spark(spark, lake, Path(landing), spec, ds, int(batch_rows))
     t1 = time.perf_counter()
+    run_joiner(spark, lake, DAYS[0], cfg.features, cfg.joiner, vocab=cfg.vocabulary)
+    t2 = time.perf_counter()
     sampling = sampling_config(cfg.sampling.configs_path, cfg.sampling.default, cfg.vocabulary)
     heads = tuple(cfg.model.heads)
     run_sampler(
         lambda: spark, lake, DAYS[0], sampling, cfg.sampling.max_ratio_change, heads, cfg.vocabulary
     )
-    t2 = time.perf_counter()
-    print(json.dumps({"master": spark.sparkContext.master, "join_s": t1 - t0, "sample_s": t2 - t1}))
+    t3 = time.perf_counter()
+    times = {"ingest_s": t1 - t0, "join_s": t2 - t1, "sample_s": t3 - t2}
+    print(json.dumps({"master": spark.sparkContext.master, **times}))
 
 
-def run_child(master: str, lake_dir: Path) -> dict[str, object]:
+def run_child(master: str, landing: Path, lake_dir: Path, batch_rows: int) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", master, str(lake_dir)],
+        [sys.executable, __file__, "--child", master, str(landing), str(lake_dir), str(batch_rows)],
         check=True,
         capture_output=True,
         text=True,
@@ -143,45 +135,59 @@ def run_child(master: str, lake_dir: Path) -> dict[str, object]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def rows(lake_dir: Path, table: str) -> pd.DataFrame:
-    """A table's day-1 rows in a canonical order (Spark writes them in any order)."""
-    frame = Lake(str(lake_dir)).read(table, DAYS[:1]).to_pandas()
-    key = ["request_id", "pin_id", *(["config"] if "config" in frame else [])]
-    return frame.sort_values(key).reset_index(drop=True)[sorted(frame.columns)]
+# What orders each table's rows canonically (Spark writes them in any order).
+KEYS = {
+    "event_log": ["event_id"],
+    "sequence_log": ["request_id"],
+    QUARANTINE_TABLE: ["log", "source_file", "row_number"],
+}
+TABLES = ["feature_log", "event_log", "sequence_log", QUARANTINE_TABLE]
+TABLES += ["training_examples", "sampled_dataset"]
+
+
+def rows(lake_dir: Path, table: str) -> pa.Table:
+    """A table's rows (all days) sorted by its key, columns by name."""
+    data = Lake(str(lake_dir)).read(table)
+    key = KEYS.get(
+        table, ["request_id", "pin_id", *(["config"] if "config" in data.column_names else [])]
+    )
+    return data.sort_by([(k, "ascending") for k in key]).select(sorted(data.column_names))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--child", nargs=2, metavar=("MASTER", "LAKE"), help=argparse.SUPPRESS)
+    parser.add_argument("--batch-rows", type=int, default=20_000)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
+    cfg = load_config()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        base = prepare(root / "data", args.requests, args.seed)
+        landing = root / "landing"
+        simulate_to_landing(cfg.world, cfg.logging, landing, D1, 2, args.requests, args.seed)
         prepare_s = time.perf_counter() - t0
         lakes = {"local": root / "local", "cluster": root / "cluster"}
-        for lake in lakes.values():
-            shutil.copytree(base, lake)
-        results = {"local": run_child("local[2]", lakes["local"])}
+        results = {"local": run_child("local[2]", landing, lakes["local"], args.batch_rows)}
         with standalone_cluster(root, cores=2, memory="3g") as url:
-            results["cluster"] = run_child(url, lakes["cluster"])
-        same = {
-            table: rows(lakes["local"], table).equals(rows(lakes["cluster"], table))
-            for table in ("training_examples", "sampled_dataset")
-        }
-        counts = {t: len(rows(lakes["local"], t)) for t in same}
+            results["cluster"] = run_child(url, landing, lakes["cluster"], args.batch_rows)
+        local = {t: rows(lakes["local"], t) for t in TABLES}
+        same = {t: local[t].equals(rows(lakes["cluster"], t)) for t in TABLES}
+        counts = {t: local[t].num_rows for t in TABLES}
     print(
-        f"{args.requests:,} requests/day, day {DAYS[0]} (simulate, land and ingest 2 days: "
-        f"{prepare_s:.0f} s)\n"
+        f"{args.requests:,} requests/day, day {DAYS[0]}, ingestion in frames of "
+        f"{args.batch_rows:,} rows (simulate and land 2 days: {prepare_s:.0f} s)\n"
     )
-    print(f"{'mode':<9}{'master':<26}{'join s':>8}{'sample s':>10}")
+    print(f"{'mode':<9}{'master':<26}{'ingest s':>10}{'join s':>8}{'sample s':>10}")
     for mode, r in results.items():
-        print(f"{mode:<9}{r['master']:<26}{r['join_s']:>8.1f}{r['sample_s']:>10.1f}")
+        print(
+            f"{mode:<9}{r['master']:<26}{r['ingest_s']:>10.1f}{r['join_s']:>8.1f}"
+            f"{r['sample_s']:>10.1f}"
+        )
     print()
     for table, ok in same.items():
         verdict = "identical" if ok else "DIFFERENT"
