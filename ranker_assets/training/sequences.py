@@ -83,7 +83,9 @@ def _lists(table: Columns, name: str, rows: np.ndarray) -> pa.Array:
         return column.take(pa.array(rows)).combine_chunks()
     values = column.to_numpy()[rows]
     missing = [v is None or (isinstance(v, float) and np.isnan(v)) for v in values]
-    return pa.array([None if m else v for v, m in zip(values, missing, strict=True)])
+    lists = pa.array([None if m else v for v, m in zip(values, missing, strict=True)])
+    # No request here has a history: typed as lists, so they read as empty ones.
+    return pa.nulls(len(lists), pa.list_(pa.null())) if pa.types.is_null(lists.type) else lists
 
 
 def _micros(values: pa.Array | np.ndarray | pd.Series) -> np.ndarray:

@@ -99,3 +99,18 @@ def test_scores_change_when_the_sequence_changes(world) -> None:
     frame["action_topic"] = [np.asarray(v) * 0 + 15 for v in frame["action_topic"]]
     after = predict_frame(model, frame, WITH)["p_click"].to_numpy()
     assert not np.allclose(before, after)
+
+
+@pytest.mark.parametrize("as_frame", [True, False])
+def test_requests_with_no_logged_actions_at_all_read_as_an_empty_history(
+    world, as_frame: bool
+) -> None:
+    """A frame (a scored request, a chunk of the report's rows) whose every request lacks its
+    sequence has only null lists: they read as no history, not as an untyped column."""
+    rows = world.slice(0, 2 * CANDIDATES)
+    for name in SEQUENCE.columns:
+        index = rows.schema.get_field_index(name)
+        rows = rows.set_column(index, name, pa.nulls(rows.num_rows, rows.schema.field(name).type))
+    seq = sequence_data(rows.to_pandas() if as_frame else rows, SEQUENCE, 5, 101)
+    assert seq.tokens.shape == (2, 5, 3) and int(seq.tokens.abs().sum()) == 0
+    assert float(seq.age_hours.abs().sum()) == 0.0
