@@ -35,7 +35,7 @@ from ranker_assets.resources import LakeResource, LandingResource, MlflowResourc
 from ranker_assets.spark_ingestion import ingest_day_on_spark, jsonl_splits
 
 OTHER_DAY = datetime(2031, 1, 1, tzinfo=UTC)
-BATCH = 257  # rows per screened frame: far fewer than a day, and not a divisor of anything
+BATCH = 1999  # rows per screened frame: fewer than a day, and not a divisor of anything
 FRAME_BYTES = 64 * 2**10  # ... and landed bytes per frame: binds the sequence log's wide rows
 
 
