@@ -110,7 +110,9 @@ def child(master: str, landing: str, lake_dir: str, batch_rows: str) -> None:
     t0 = time.perf_counter()
     for spec in log_specs(cfg):
         for ds in DAYS if spec.name == "event_log" else DAYS[:1]:
-            ingest_day_on_spark(spark, lake, Path(landing), spec, ds, int(batch_rows))
+            ingest_day_on_spark(
+                spark, lake, Path(landing), spec, ds, int(batch_rows), cfg.ingestion.batch_bytes
+            )
     t1 = time.perf_counter()
     run_joiner(spark, lake, DAYS[0], cfg.features, cfg.joiner, vocab=cfg.vocabulary)
     t2 = time.perf_counter()

@@ -235,7 +235,7 @@ def ingest_day_on_spark(
     spec: LogSpec,
     ds: str,
     batch_rows: int,
-    batch_bytes: int = 32 * 2**20,
+    batch_bytes: int,
 ) -> tuple[IngestCounts, int]:
     """Screen, count and commit one log's day on Spark; returns its counts and table version.
 

@@ -141,7 +141,7 @@ def test_a_day_spark_must_not_commit_is_refused_before_anything_is_written(
     root, ds = _copy_day(landed, tmp_path)
     lake = Lake(str(tmp_path / "lake"))
     spec = _spec(cfg, log)
-    ingest_day_on_spark(spark, lake, root, spec, ds, BATCH)
+    ingest_day_on_spark(spark, lake, root, spec, ds, BATCH, FRAME_BYTES)
     before = (lake.table(log).version(), lake.table(QUARANTINE_TABLE).version())
     files = landing.day_files(root, log, ds)
     if log == "feature_log":  # a file without a required column fails the day, by file and column
@@ -152,10 +152,10 @@ def test_a_day_spark_must_not_commit_is_refused_before_anything_is_written(
             path.write_text("not json\n" * 3)
         match = "rows ingested before are kept"
     with pytest.raises(IngestionError, match=match):
-        ingest_day_on_spark(spark, lake, root, spec, ds, BATCH)
+        ingest_day_on_spark(spark, lake, root, spec, ds, BATCH, FRAME_BYTES)
     shutil.rmtree(landing.day_dir(root, log, ds))
     with pytest.raises(IngestionError, match=f"no {log} files landed"):
-        ingest_day_on_spark(spark, lake, root, spec, ds, BATCH)
+        ingest_day_on_spark(spark, lake, root, spec, ds, BATCH, FRAME_BYTES)
     assert (lake.table(log).version(), lake.table(QUARANTINE_TABLE).version()) == before
 
 
