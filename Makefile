@@ -35,7 +35,7 @@ $(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml
 	cp configs/dagster.yaml $@
 
 demo: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m ranker_assets.demo --start $(DEMO_START) --days $(DEMO_DAYS) --requests $(DEMO_REQUESTS)
+	$(BIN)/python -m ranker_assets.entrypoints.demo --start $(DEMO_START) --days $(DEMO_DAYS) --requests $(DEMO_REQUESTS)
 
 test: $(STAMP) java $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check ranker_assets ranker_assets_tests bench

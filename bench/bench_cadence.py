@@ -25,10 +25,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from experiments.arms import Scale
+from experiments.studies import cadence_experiment
 
 from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.experiments import Scale, cadence_experiment
-from ranker_assets.spark_session import get_spark
+from ranker_assets.infra.spark_session import get_spark
 
 BOOTSTRAP = 2000  # resamples of the days, for the interval of a mean paired difference
 CADENCES = {"frozen": None, "bi-weekly": 14, "weekly": 7, "every 3 days": 3, "daily": 1}

@@ -29,14 +29,15 @@ import pyarrow as pa
 import pyspark
 
 from ranker_assets.config import load_config
-from ranker_assets.ingestion import QUARANTINE_TABLE, log_specs
-from ranker_assets.joiner import run_joiner
-from ranker_assets.lake import Lake
-from ranker_assets.sampling.config import sampling_config
+from ranker_assets.config.sampling import sampling_config
+from ranker_assets.infra.lake import Lake
+from ranker_assets.infra.spark_session import get_spark, prepare_environment
+from ranker_assets.joining.joiner import run_joiner
+from ranker_assets.logs.ingestion import QUARANTINE_TABLE
+from ranker_assets.logs.screening import log_specs
+from ranker_assets.logs.simulated import simulate_to_landing
+from ranker_assets.logs.spark_ingestion import ingest_day_on_spark
 from ranker_assets.sampling.run import run_sampler
-from ranker_assets.spark_ingestion import ingest_day_on_spark
-from ranker_assets.spark_session import get_spark, prepare_environment
-from ranker_assets.world.simulator import simulate_to_landing
 
 D1 = date(2026, 11, 1)
 DAYS = [str(D1), str(D1 + timedelta(days=1))]

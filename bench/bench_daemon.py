@@ -19,8 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ranker_assets.config import load_config
-from ranker_assets.local_dagster import LocalDagster, ranker_home_with_history, run_assets, run_tags
-from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets.entrypoints.local_dagster import (
+    LocalDagster,
+    ranker_home_with_history,
+    run_assets,
+    run_tags,
+)
+from ranker_assets.logs.simulated import simulate_to_landing
 
 
 def main() -> None:

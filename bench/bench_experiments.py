@@ -16,17 +16,17 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from ranker_assets.config import load_config
-from ranker_assets.experiments import (
-    Scale,
+from experiments.arms import Scale
+from experiments.studies import (
     calibration_experiment,
     evaluation_bias,
     logging_experiment,
     sampling_experiment,
     teacher_experiment,
 )
-from ranker_assets.spark_session import get_spark
+
+from ranker_assets.config import load_config
+from ranker_assets.infra.spark_session import get_spark
 
 
 def table(frame: pd.DataFrame, digits: int = 4) -> str:

@@ -26,11 +26,12 @@ from typing import TypeVar
 from stage_memory import GIB, StageMemory
 
 from ranker_assets.config import load_config
-from ranker_assets.ingestion import IngestCounts, commit_day, ingest_day, log_specs
-from ranker_assets.lake import Lake
-from ranker_assets.spark_ingestion import ingest_day_on_spark
-from ranker_assets.spark_session import get_spark
-from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets.infra.lake import Lake
+from ranker_assets.infra.spark_session import get_spark
+from ranker_assets.logs.ingestion import IngestCounts, commit_day, ingest_day
+from ranker_assets.logs.screening import log_specs
+from ranker_assets.logs.simulated import simulate_to_landing
+from ranker_assets.logs.spark_ingestion import ingest_day_on_spark
 
 DS = date(2026, 11, 1)
 T = TypeVar("T")

@@ -22,11 +22,12 @@ from pyspark.sql import SparkSession
 from stage_memory import StageMemory
 
 from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.ingestion import event_log_spec, feature_log_spec, ingest_day
-from ranker_assets.joiner import join_day, run_joiner
-from ranker_assets.lake import Lake
-from ranker_assets.spark_session import get_spark
-from ranker_assets.world.simulator import simulate_to_landing
+from ranker_assets.infra.lake import Lake
+from ranker_assets.infra.spark_session import get_spark
+from ranker_assets.joining.joiner import join_day, run_joiner
+from ranker_assets.logs.ingestion import ingest_day
+from ranker_assets.logs.screening import event_log_spec, feature_log_spec
+from ranker_assets.logs.simulated import simulate_to_landing
 
 
 def duckdb_join(

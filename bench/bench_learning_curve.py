@@ -22,10 +22,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+from experiments.arms import Scale
+from experiments.studies import reference_experiment
 
 from ranker_assets.config import load_config
-from ranker_assets.experiments import Scale, reference_experiment
-from ranker_assets.spark_session import get_spark
+from ranker_assets.infra.spark_session import get_spark
 
 # A doubling that gains less AUC than this on every head is within the run-to-run noise
 # of the replay measurement (its bootstrap interval is about ±0.004 at 20k requests).

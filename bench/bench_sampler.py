@@ -21,11 +21,11 @@ from pyspark.sql import functions as F
 from stage_memory import StageMemory
 
 from ranker_assets.config import load_config
-from ranker_assets.lake import Lake
-from ranker_assets.sampling.config import SamplingConfig, load_sampling_configs
+from ranker_assets.config.sampling import SamplingConfig, load_sampling_configs
+from ranker_assets.infra.lake import Lake
+from ranker_assets.infra.spark_session import get_spark
 from ranker_assets.sampling.run import run_sampler
 from ranker_assets.sampling.sampler import sample_day
-from ranker_assets.spark_session import get_spark
 from ranker_assets.world.vocabulary import CLOSEUP
 
 LABELS = CLOSEUP.label_events

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ranker_assets.config import load_config
-from ranker_assets.hybrid_logging.landing import write_day, write_parquet_atomic
-from ranker_assets.hybrid_logging.logger import log_day
+from ranker_assets.logs.landing import write_day, write_parquet_atomic
+from ranker_assets.logs.logger import log_day
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer

@@ -18,7 +18,7 @@ import pyarrow as pa
 from stage_memory import StageMemory
 
 from ranker_assets.config import FeatureSpec, load_config
-from ranker_assets.lake import Lake
+from ranker_assets.infra.lake import Lake
 from ranker_assets.training.data import load_window, to_tensors
 from ranker_assets.training.train import train_ranker
 

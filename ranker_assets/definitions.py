@@ -7,23 +7,23 @@ import warnings
 import dagster as dg
 from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
 
-from ranker_assets.assets.deployed_rankers import build_deployment_assets
-from ranker_assets.assets.logged_events import build_logged_event_assets
-from ranker_assets.assets.observations import ledger_assets, observe_sources_sensor
-from ranker_assets.assets.sampled_data import build_sampled_data_assets
-from ranker_assets.assets.trained_rankers import build_trained_ranker_assets
-from ranker_assets.assets.training_data import build_training_data_assets
-from ranker_assets.assets.validation_reports import build_validation_assets
-from ranker_assets.automation import automation_sensor
 from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.dead_runs import dead_runs_sensor, watched_in_process_executor
-from ranker_assets.ingestion import log_specs
-from ranker_assets.partitions import (
+from ranker_assets.logs.screening import log_specs
+from ranker_assets.orchestration.assets.deployed_rankers import build_deployment_assets
+from ranker_assets.orchestration.assets.logged_events import build_logged_event_assets
+from ranker_assets.orchestration.assets.observations import ledger_assets, observe_sources_sensor
+from ranker_assets.orchestration.assets.sampled_data import build_sampled_data_assets
+from ranker_assets.orchestration.assets.trained_rankers import build_trained_ranker_assets
+from ranker_assets.orchestration.assets.training_data import build_training_data_assets
+from ranker_assets.orchestration.assets.validation_reports import build_validation_assets
+from ranker_assets.orchestration.automation import automation_sensor
+from ranker_assets.orchestration.dead_runs import dead_runs_sensor, watched_in_process_executor
+from ranker_assets.orchestration.partitions import (
     daily_partitions,
     day_and_config_partitions,
     sampling_config_partitions,
 )
-from ranker_assets.resources import build_resources
+from ranker_assets.orchestration.resources import build_resources
 
 # We use beta APIs on purpose (observable source assets, multi-to-single partition mappings).
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from ranker_assets.config import RankerConfig, load_config
-from ranker_assets.ingestion import event_log_spec, ingest_day, log_specs
-from ranker_assets.joiner import run_joiner
-from ranker_assets.lake import Lake
-from ranker_assets.sampling.config import load_sampling_configs
+from ranker_assets.config.sampling import load_sampling_configs
+from ranker_assets.infra.lake import Lake
+from ranker_assets.joining.joiner import run_joiner
+from ranker_assets.logs.ingestion import ingest_day
+from ranker_assets.logs.screening import event_log_spec, log_specs
+from ranker_assets.logs.simulated import DayReport, simulate_to_landing
 from ranker_assets.sampling.run import run_sampler
-from ranker_assets.world.simulator import DayReport, simulate_to_landing
 
 START = date(2026, 11, 1)
 SEED = 11
@@ -50,7 +51,7 @@ def landed(
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session for the whole test session (Dagster's resource reuses it)."""
-    from ranker_assets.spark_session import get_spark
+    from ranker_assets.infra.spark_session import get_spark
 
     session = get_spark(load_config().spark)
     yield session

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from ranker_assets.config import RankerConfig
-from ranker_assets.experiments import (
-    Scale,
+from experiments.arms import Scale
+from experiments.studies import (
     cadence_experiment,
     calibration_experiment,
     logging_experiment,
     reference_experiment,
     teacher_experiment,
 )
+
+from ranker_assets.config import RankerConfig
 from ranker_assets_tests.conftest import small_config
 
 pytestmark = pytest.mark.spark

@@ -17,8 +17,8 @@ from mlflow.tracking import MlflowClient
 from ranker_assets.config import REPO_ROOT, load_config
 from ranker_assets.definitions import build_definitions
 from ranker_assets.examples.bandit_logs import land_bandit_logs
-from ranker_assets.resources import LakeResource, LandingResource, MlflowResource
-from ranker_assets_tests.assets.test_pipeline_materialization import _meta, _run
+from ranker_assets.orchestration.resources import LakeResource, LandingResource, MlflowResource
+from ranker_assets_tests.orchestration.test_pipeline_materialization import _meta, _run
 
 pytestmark = pytest.mark.spark
 START = date(2026, 11, 1)

@@ -18,9 +18,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
+import mlflow
 import numpy as np
+import pandas as pd
 import torch
+
+from ranker_assets.config import FeatureSpec
+from ranker_assets.evaluation.offline import CHALLENGER, CHAMPION
+from ranker_assets.training.serving import one_request, pyfunc_input
 
 
 @dataclass(frozen=True)
@@ -81,3 +89,37 @@ def measure(
         first, second = (np.asarray(wall[n]) for n in names)
         ratio = float(np.median(first / np.maximum(second, 1e-9)))
     return out, ratio
+
+
+def serving_checks(
+    name: str,
+    challenger: str,
+    champion: str | None,
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    requests: int,
+    n: int,
+) -> dict[str, float]:
+    """Latency of scoring one request of `n` candidates through the registered pyfuncs, loaded
+    from the registry as a serving host would (the challenger interleaved with the champion,
+    see latency.py), and the challenger's size on disk (MB)."""
+    uri = f"models:/{name}/{challenger}"
+    folder = Path(mlflow.artifacts.download_artifacts(uri))
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    batch = pyfunc_input(one_request(frame, spec, n), spec)
+    models = {CHALLENGER: mlflow.pyfunc.load_model(uri)}
+    if champion:
+        models[CHAMPION] = mlflow.pyfunc.load_model(f"models:/{name}/{champion}")
+    timed, ratio = measure({k: partial(m.predict, batch) for k, m in models.items()}, requests)
+    out = {"model_mb": size / 2**20}
+    for label, t in timed.items():
+        prefix = "" if label == CHALLENGER else f"{label}_"
+        out |= {
+            f"{prefix}cpu_p99_ms": t.cpu_p99,
+            f"{prefix}wall_p50_ms": t.wall_p50,
+            f"{prefix}wall_p99_ms": t.wall_p99,
+            f"{prefix}wall_spread": t.spread,
+        }
+    if ratio is not None:
+        out["latency_ratio"] = ratio
+    return out

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ranker_assets.evaluation.metrics import ranks_within
 from ranker_assets.evaluation.offline import request_multipliers, safe_ratio
+from ranker_assets.metrics import ranks_within
 
 # A target slot's examination is estimated only from at least this many positives there.
 MIN_SLOT_POSITIVES = 20

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ranker_assets.config import EvaluationConfig, SliceSpec
-from ranker_assets.evaluation.metrics import judged_requests, top_k_mask
+from ranker_assets.metrics import judged_requests, top_k_mask
 
 CHALLENGER, CHAMPION, DIFFERENCE = "challenger", "champion", "difference"
 ALL = "all"

@@ -13,7 +13,7 @@ from datetime import date
 import pandas as pd
 
 from ranker_assets.config import RankerConfig
-from ranker_assets.evaluation.metrics import weighted_auc
+from ranker_assets.metrics import weighted_auc
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer

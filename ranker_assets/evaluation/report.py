@@ -12,30 +12,23 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
-import torch
 from mlflow.tracking import MlflowClient
 
-from ranker_assets.config import EvaluationConfig, FeatureSpec, RankerConfig, SliceSpec
-from ranker_assets.deployment import VALIDATION_TABLE, RankerPair
+from ranker_assets.config import RankerConfig
+from ranker_assets.data_validation.window import psi
 from ranker_assets.evaluation.action_set import (
-    load_item_table,
     model_slates,
     slot_matches,
-    why_not_crossable,
 )
-from ranker_assets.evaluation.data_validation import psi
 from ranker_assets.evaluation.gates import Gate, judge
-from ranker_assets.evaluation.latency import measure
-from ranker_assets.evaluation.off_policy import slate_estimates, slot_estimates, why_not_estimable
+from ranker_assets.evaluation.latency import serving_checks
+from ranker_assets.evaluation.off_policy import slate_estimates, slot_estimates
 from ranker_assets.evaluation.offline import ALL, CHALLENGER, CHAMPION, DIFFERENCE, compare_models
 from ranker_assets.evaluation.plots import (
     auc_by_slice,
@@ -43,107 +36,23 @@ from ranker_assets.evaluation.plots import (
     calibration_curves,
     embedded_markdown,
 )
-from ranker_assets.lake import Lake
-from ranker_assets.training.data import attach_sequences
-from ranker_assets.training.serving import one_request, predict_frame, pyfunc_input
+from ranker_assets.evaluation.rows import (
+    calibration_rows,
+    evaluation_day,
+    load_evaluation_rows,
+    off_policy_basis,
+    randomized_slice,
+    read_truth,
+    served_utility,
+)
+from ranker_assets.infra.lake import Lake
+from ranker_assets.training.registry import RankerPair
+from ranker_assets.training.serving import predict_frame
 from ranker_assets.training.tracking import load_registered, raw_name
 from ranker_assets.world.truth import slate_truth
 
+VALIDATION_TABLE = "validation_report"
 METRICS_TABLE = "validation_metrics"
-EXAMPLES = "training_examples"
-
-
-def evaluation_day(ds: str) -> str:
-    """The day a ranker trained through `ds` is validated on: the next one."""
-    return str(date.fromisoformat(ds) + timedelta(days=1))
-
-
-def training_day(eval_day: str) -> str:
-    """The last training day of the ranker validated on `eval_day`."""
-    return str(date.fromisoformat(eval_day) - timedelta(days=1))
-
-
-def calibration_rows(cfg: RankerConfig) -> tuple[EvaluationConfig, str]:
-    """The evaluation settings (with a policy slice: the randomized rows are judged on their
-    own, where position bias cannot hide a poison) and the slice whose calibration is gated:
-    all rows, or, for a ranker calibrated on randomized traffic, the randomized rows."""
-    slices = cfg.evaluation.slices
-    if not any(s.column == "policy" and not s.bins for s in slices):
-        slices = (*slices, SliceSpec(column="policy"))
-    evaluation = cfg.evaluation.model_copy(update={"slices": slices})
-    if cfg.model.calibrate_on != "randomized":
-        return evaluation, ALL
-    return evaluation, randomized_slice(cfg)
-
-
-def randomized_slice(cfg: RankerConfig) -> str:
-    return f"policy={cfg.vocabulary.randomized_policy}"
-
-
-def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame:
-    """Every training example of `ds` (randomized requests' unshown candidates included)."""
-    if not lake.has_data(EXAMPLES, ds):
-        raise FileNotFoundError(
-            f"validation needs the training examples of {ds} (the day after the window), "
-            f"which are not joined yet: materialize training_examples for {ds} first"
-        )
-    columns = [
-        *dict.fromkeys(
-            [
-                *cfg.features.row_inputs,
-                *cfg.model.heads,
-                *(s.column for s in cfg.evaluation.slices),
-                "request_id",
-                "pin_id",
-                "position",
-                "impressed",
-                "policy",
-                "propensity",
-                "weight",
-            ]
-        )
-    ]
-    rows = lake.read(EXAMPLES, [ds], columns=columns)
-    return attach_sequences(lake, rows, [ds], cfg.features).to_pandas()
-
-
-def read_truth(landing: Path | None, ds: str) -> pd.DataFrame | None:
-    """The simulator's ground-truth table of `ds`, when the logs came from the simulator."""
-    folder = landing / "ground_truth" / f"ds={ds}" if landing else None
-    if folder is None or not folder.is_dir() or not any(folder.glob("*.parquet")):
-        return None
-    return pq.read_table(folder).to_pandas()
-
-
-def off_policy_basis(
-    randomized: pd.DataFrame, cfg: RankerConfig
-) -> tuple[str | None, pd.DataFrame | None]:
-    """(why no off-policy value can be computed, or None; the item table when the values are
-    per slot over it). Logs of one item per slot need the config's item table."""
-    note = why_not_estimable(randomized, cfg.evaluation.top_k)
-    path = cfg.evaluation.item_table
-    if note is None or path is None or randomized.empty:
-        return note, None
-    items = load_item_table(Path(path), cfg.vocabulary.id_type)
-    crossing = why_not_crossable(randomized, items, cfg.features.row_inputs)
-    if crossing:
-        return (
-            f"{note}; the item table {path} cannot stand in for the missing items: {crossing}",
-            None,
-        )
-    return None, items
-
-
-def served_utility(
-    module: torch.nn.Module, spec: FeatureSpec, weights: dict[str, float], rows: pd.DataFrame
-) -> np.ndarray:
-    """What `module` ranks `rows` by when it serves."""
-    return utility(predict_frame(module, rows, spec), weights)
-
-
-def utility(scores: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
-    """The score a ranker serves by: weighted sum of its head probabilities."""
-    return sum(w * scores[f"p_{h}"].to_numpy(dtype=np.float64) for h, w in weights.items())
 
 
 def _interval(value: float, low: float, high: float, signed: bool = False) -> str:
@@ -151,40 +60,6 @@ def _interval(value: float, low: float, high: float, signed: bool = False) -> st
         return "n/a (a slot has no matched rows)"
     f = "+.4f" if signed else ".4f"
     return f"{value:{f}} [{low:{f}}, {high:{f}}]"
-
-
-def serving_checks(
-    name: str,
-    challenger: str,
-    champion: str | None,
-    frame: pd.DataFrame,
-    spec: FeatureSpec,
-    requests: int,
-    n: int,
-) -> dict[str, float]:
-    """Latency of scoring one request of `n` candidates through the registered pyfuncs, loaded
-    from the registry as a serving host would (the challenger interleaved with the champion,
-    see latency.py), and the challenger's size on disk (MB)."""
-    uri = f"models:/{name}/{challenger}"
-    folder = Path(mlflow.artifacts.download_artifacts(uri))
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    batch = pyfunc_input(one_request(frame, spec, n), spec)
-    models = {CHALLENGER: mlflow.pyfunc.load_model(uri)}
-    if champion:
-        models[CHAMPION] = mlflow.pyfunc.load_model(f"models:/{name}/{champion}")
-    timed, ratio = measure({k: partial(m.predict, batch) for k, m in models.items()}, requests)
-    out = {"model_mb": size / 2**20}
-    for label, t in timed.items():
-        prefix = "" if label == CHALLENGER else f"{label}_"
-        out |= {
-            f"{prefix}cpu_p99_ms": t.cpu_p99,
-            f"{prefix}wall_p50_ms": t.wall_p50,
-            f"{prefix}wall_p99_ms": t.wall_p99,
-            f"{prefix}wall_spread": t.spread,
-        }
-    if ratio is not None:
-        out["latency_ratio"] = ratio
-    return out
 
 
 @dataclass

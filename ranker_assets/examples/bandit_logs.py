@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ranker_assets.hybrid_logging.landing import day_dir, write_jsonl_atomic, write_parquet_atomic
+from ranker_assets.logs.landing import day_dir, write_jsonl_atomic, write_parquet_atomic
 
 US = 1_000_000
 

@@ -10,10 +10,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from ranker_assets.config import ModelConfig, Vocabulary
-from ranker_assets.lake import Lake
-from ranker_assets.sampling.config import SAMPLED_TABLE, SamplingConfig
+from ranker_assets.config.sampling import SamplingConfig
+from ranker_assets.infra.lake import Lake
 from ranker_assets.sampling.health import DatasetHealth, dataset_health, health_problems
 from ranker_assets.sampling.sampler import sample_day
+
+# The Delta table of sampled datasets, partitioned by (config, ds): written by the sampler,
+# read by the trainer.
+SAMPLED_TABLE = "sampled_dataset"
 
 HEALTH = "sampled_dataset_health"
 CLOSEUP_HEADS = ModelConfig().heads

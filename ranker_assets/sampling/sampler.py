@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ranker_assets.config import Vocabulary
-from ranker_assets.sampling.config import NegativeTarget, SamplingConfig
+from ranker_assets.config.sampling import NegativeTarget, SamplingConfig
 
 CLOSEUP = Vocabulary()  # the defaults: the closeup ranker's label events and policy names
 

@@ -16,12 +16,12 @@ import pyarrow.compute as pc
 import torch
 
 from ranker_assets.config import FeatureSpec
-from ranker_assets.sampling.config import SAMPLED_TABLE
+from ranker_assets.sampling.run import SAMPLED_TABLE
 from ranker_assets.training.hashing import hash_ids
 from ranker_assets.training.sequences import SequenceBatch, SequenceData, sequence_data
 
 if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
-    from ranker_assets.lake import Lake
+    from ranker_assets.infra.lake import Lake
 
 SEQUENCE_LOG = "sequence_log"  # the ingested recent actions: one row per request
 

@@ -12,12 +12,12 @@ from mlflow.exceptions import MlflowException
 from torch import nn
 
 from ranker_assets.config import RankerConfig
-from ranker_assets.evaluation.data_validation import (
+from ranker_assets.data_validation.window import (
     DataValidationError,
     WindowValidation,
     validate_window,
 )
-from ranker_assets.lake import Lake
+from ranker_assets.infra.lake import Lake
 from ranker_assets.training.data import Tensors, TrainingDataError, load_window, to_tensors
 from ranker_assets.training.serving import pyfunc_input
 from ranker_assets.training.tracking import (

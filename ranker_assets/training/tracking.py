@@ -27,7 +27,7 @@ from mlflow.types.schema import ColSpec, Schema
 from torch import nn
 
 from ranker_assets.config import FeatureSpec, MlflowConfig
-from ranker_assets.processes import alive, this_host
+from ranker_assets.infra.processes import alive, this_host
 from ranker_assets.training.serving import RankerPyfunc, load_module, predict_frame, save_model
 from ranker_assets.training.train import TrainingOutcome
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ranker_assets.config import FeatureSpec, ModelConfig
-from ranker_assets.evaluation.metrics import calibration_ratio, weighted_auc
+from ranker_assets.metrics import calibration_ratio, weighted_auc
 from ranker_assets.training.calibration import fit_platt
 from ranker_assets.training.data import Tensors, TrainingDataError, batches, holdout_mask
 from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ranker_assets.config import WorldConfig
-from ranker_assets.evaluation.metrics import ranks_within
+from ranker_assets.metrics import ranks_within
 from ranker_assets.world.recent_actions import per_request_lists
 from ranker_assets.world.traffic import ServedDay
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES

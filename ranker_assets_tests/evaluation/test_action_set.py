@@ -21,7 +21,7 @@ from ranker_assets.evaluation.action_set import (
     why_not_crossable,
 )
 from ranker_assets.evaluation.off_policy import slot_estimates
-from ranker_assets.evaluation.report import off_policy_basis, served_utility
+from ranker_assets.evaluation.rows import off_policy_basis, served_utility
 from ranker_assets.training.data import to_tensors
 from ranker_assets.training.train import train_ranker
 

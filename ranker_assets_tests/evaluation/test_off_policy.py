@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ranker_assets.evaluation.metrics import ranks_within
 from ranker_assets.evaluation.off_policy import slate_estimates, why_not_estimable
+from ranker_assets.metrics import ranks_within
 from ranker_assets.world.policies import HeuristicScorer
 from ranker_assets.world.simulator import served_days
 from ranker_assets.world.truth import candidates_frame, slate_truth

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ranker_assets.config import EvaluationConfig, SliceSpec
-from ranker_assets.evaluation.metrics import calibration_ratio, hit_at_k, log_loss, weighted_auc
 from ranker_assets.evaluation.offline import compare_models, metric_batch, slice_masks
+from ranker_assets.metrics import calibration_ratio, hit_at_k, log_loss, weighted_auc
 
 
 def _rows(n: int = 6000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

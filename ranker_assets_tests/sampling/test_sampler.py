@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ranker_assets.sampling.config import NegativeTarget, SamplingConfig
+from ranker_assets.config.sampling import NegativeTarget, SamplingConfig
 from ranker_assets.sampling.health import dataset_health
 from ranker_assets.sampling.sampler import sample_day
 from ranker_assets.world.vocabulary import CLOSEUP

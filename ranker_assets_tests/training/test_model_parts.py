@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import torch
 
-from ranker_assets.evaluation.metrics import calibration_ratio, weighted_auc
+from ranker_assets.metrics import calibration_ratio, weighted_auc
 from ranker_assets.training.calibration import fit_platt
 from ranker_assets.training.data import holdout_mask
 from ranker_assets.training.hashing import hash_ids

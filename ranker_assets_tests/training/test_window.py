@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from ranker_assets.config import FeatureSpec
-from ranker_assets.lake import Lake
+from ranker_assets.infra.lake import Lake
 from ranker_assets.training.data import TrainingDataError, load_window
 
 SPEC = FeatureSpec(dense=("f",), categorical=("pin_id",))
