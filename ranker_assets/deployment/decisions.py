@@ -3,7 +3,7 @@
 Serving reads the MLflow alias `champion` of the calibrated model (`<name>`) and of the raw
 model (`<name>_raw`, the next distillation teacher); they move together, and `previous` keeps
 the pair they replaced, for rollback and the holdout experiment. Only complete pairs (see
-training/tracking.py) can deploy. Every decision, promotion or not, is appended to the
+training/registry.py) can deploy. Every decision, promotion or not, is appended to the
 `deployments` Delta table first, so aliases that a crash left behind are restored from it.
 """
 

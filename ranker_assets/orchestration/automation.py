@@ -225,5 +225,7 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         # NearNewestLanded is Python of this code location: evaluate it where the code lives.
         use_user_code_server=True,
         minimum_interval_seconds=30,
-        description="Runs the graph's automation conditions (ranker_assets/automation.py).",
+        description=(
+            "Runs the graph's automation conditions (ranker_assets/orchestration/automation.py)."
+        ),
     )
