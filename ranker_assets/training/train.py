@@ -1,10 +1,13 @@
 """The training loop: weighted multi-task BCE, optional warm start and distillation, calibration.
 
-Deterministic for a seed on a given device. Batches are index slices of contiguous tensors.
+Deterministic for a seed on a given device, however busy the host (deterministic_kernels).
+Batches are index slices of contiguous tensors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -99,6 +102,26 @@ def _auc_per_head(heads: tuple[str, ...], logits: torch.Tensor, data: Tensors) -
     }
 
 
+@contextmanager
+def deterministic_kernels() -> Iterator[None]:
+    """Torch's deterministic kernels for the block (a warning, not an error, for an op that has
+    none on the device), then the previous setting.
+
+    Without them, some CPU backward kernels accumulate in an order that follows thread timing:
+    the same seed and rows trained different weights when other work shared the cores (the
+    demo's closed loop diverged from its first model on). With them training is reproducible,
+    and on CPU no slower.
+    """
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+@deterministic_kernels()
 def train_ranker(
     data: Tensors,
     spec: FeatureSpec,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import mlflow
@@ -170,3 +172,32 @@ def test_calibrating_on_randomized_rows_holds_exactly_them_out_of_training(train
     production = data.subset(torch.nonzero(~data.randomized).squeeze(1))
     with pytest.raises(TrainingDataError, match="no randomized-traffic rows"):
         train_ranker(production, cfg.features, model)
+
+
+# Another process training a small network on both cores for as long as the test needs them.
+_BUSY = """
+import torch
+x = torch.randn(4096, 64)
+w = torch.randn(64, 64, requires_grad=True)
+while True:
+    idx = torch.randint(0, 4096, (20000,))
+    torch.zeros(4096, 64).index_put_((idx,), (x[idx] @ w), accumulate=True).sum().backward()
+"""
+
+
+def test_training_is_reproducible_while_other_work_shares_the_cores(training_world) -> None:
+    """Same seed, same rows, the same weights, while another process trains beside it. Without
+    deterministic kernels (train.deterministic_kernels) about half of such trainings differed."""
+    world = training_world
+    cfg = world.cfg.model_copy(update={"model": world.cfg.model.model_copy(update={"epochs": 1})})
+    table = load_window(world.lake, "legacy", DAYS[:1], cfg.features, cfg.model.heads)
+    data = ranker_tensors(table, cfg)
+    busy = subprocess.Popen([sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL)
+    try:
+        weights = [train_ranker(data, cfg.features, cfg.model).raw.state_dict() for _ in range(4)]
+    finally:
+        busy.kill()
+        busy.wait()
+    first = weights[0]
+    for other in weights[1:]:
+        assert all(torch.equal(first[k], other[k]) for k in first)
