@@ -66,6 +66,7 @@ def load_evaluation_rows(lake: Lake, cfg: RankerConfig, ds: str) -> pd.DataFrame
                 *cfg.features.row_inputs,
                 *cfg.model.heads,
                 *(s.column for s in cfg.evaluation.slices),
+                "ds",
                 "request_id",
                 "pin_id",
                 "position",

@@ -18,7 +18,12 @@ import torch
 from ranker_assets.config import FeatureSpec
 from ranker_assets.sampling.run import SAMPLED_TABLE
 from ranker_assets.training.hashing import hash_ids
-from ranker_assets.training.sequences import SequenceBatch, SequenceData, sequence_data
+from ranker_assets.training.sequences import (
+    SequenceBatch,
+    SequenceData,
+    request_keys,
+    sequence_data,
+)
 
 if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
     from ranker_assets.infra.lake import Lake
@@ -158,7 +163,7 @@ def load_window(
             f"training window {days[0]}..{days[-1]} of sampling config {config!r} is missing "
             f"the sampled datasets of {missing}; materialize sampled_dataset for those days first"
         )
-    columns = [*dict.fromkeys([*spec.row_inputs, *heads, "weight", "policy", "request_id"])]
+    columns = [*dict.fromkeys([*spec.row_inputs, *heads, "weight", "policy", "request_id", "ds"])]
     table = lake.read(SAMPLED_TABLE, list(days), columns=[*columns, "impressed"], config=config)
     table = table.filter(table["impressed"]).drop_columns(["impressed"])
     if table.num_rows == 0:
@@ -180,24 +185,33 @@ def attach_sequences(
     Examples do not copy a request's lists (they are the bulk of a day's bytes): each distinct
     request gets them on its first row, the other rows hold nulls (sequence_data reads one row
     per request). A request the sequence log lacks has nulls on every row: an empty history.
+    Request ids are unique within a day only, so rows are matched on (ds, request_id).
     """
     if spec.sequence is None:
         return table
     names = spec.sequence.columns
     present = [d for d in days if lake.has_data(SEQUENCE_LOG, d)]
-    ids = table["request_id"].to_numpy(zero_copy_only=False)
-    take = np.full(len(ids), -1, dtype=np.int64)
-    if present:
-        logged = lake.read(SEQUENCE_LOG, present, columns=["request_id", *names])
-        logged_ids = logged["request_id"].to_numpy(zero_copy_only=False)
-        if len(logged_ids):
-            order = np.argsort(logged_ids, kind="stable")
-            _, first = np.unique(ids, return_index=True)
-            at = np.searchsorted(logged_ids[order], ids[first]).clip(max=len(order) - 1)
-            found = logged_ids[order][at] == ids[first]
-            take[first[found]] = order[at[found]]
+    if not present:
+        for name in names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.list_(pa.null())))
+        return table
+    logged = lake.read(SEQUENCE_LOG, present, columns=["ds", "request_id", *names])
+    # One key space for logged and example rows: a row finds its request's logged row by key.
+    keys = request_keys(
+        pa.concat_tables(
+            [logged.select(["ds", "request_id"]), table.select(["ds", "request_id"])],
+            promote_options="permissive",
+        )
+    )
+    logged_keys, keys = keys[: logged.num_rows], keys[logged.num_rows :]
+    take = np.full(len(keys), -1, dtype=np.int64)
+    if len(logged_keys):
+        order = np.argsort(logged_keys, kind="stable")
+        _, first = np.unique(keys, return_index=True)
+        at = np.searchsorted(logged_keys[order], keys[first]).clip(max=len(order) - 1)
+        found = logged_keys[order][at] == keys[first]
+        take[first[found]] = order[at[found]]
     index = pa.array(take, mask=take < 0)
     for name in names:
-        lists = logged[name].take(index) if present else pa.nulls(len(ids), pa.list_(pa.null()))
-        table = table.append_column(name, lists)
+        table = table.append_column(name, logged[name].take(index))
     return table

@@ -137,13 +137,24 @@ def candidate_tokens(table: Columns, spec: SequenceSpec, buckets: int) -> np.nda
     return np.column_stack(columns).astype(np.int64)
 
 
+def request_keys(table: Columns) -> np.ndarray:
+    """Each row's request as an int64 index. The contract makes request ids unique within a
+    day only, so a window of several days (a table with a `ds` column) keys on (ds, request_id)."""
+    _, index = np.unique(_numpy(table, "request_id"), return_inverse=True)
+    if "ds" not in (table.column_names if isinstance(table, pa.Table) else table.columns):
+        return index.ravel()
+    _, day = np.unique(_numpy(table, "ds").astype(str), return_inverse=True)
+    _, keys = np.unique(
+        day.ravel() * (int(index.max(initial=0)) + 1) + index.ravel(), return_inverse=True
+    )
+    return keys.ravel()
+
+
 def _first_rows(table: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Per distinct request: the first row that carries its action lists (the request's first
     row when none does), and each row's request index. A request's lists may sit on one of its
     rows only: that is how the pyfunc takes them (see serving.pyfunc_input)."""
-    _, first, request_index = np.unique(
-        _numpy(table, "request_id"), return_index=True, return_inverse=True
-    )
+    _, first, request_index = np.unique(request_keys(table), return_index=True, return_inverse=True)
     lists = table[SEQUENCE_ITEM]
     present = (
         ~lists.is_null().to_numpy(zero_copy_only=False)
@@ -157,7 +168,7 @@ def _first_rows(table: Columns) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sequence_data(table: Columns, spec: SequenceSpec, length: int, buckets: int) -> SequenceData:
-    """The sequences of a table's (or frame's) rows, once per distinct request_id."""
+    """The sequences of a table's (or frame's) rows, once per distinct request (request_keys)."""
     first, request_index = _first_rows(table)
     fields = [(SEQUENCE_ITEM, _hashed(ITEM_SALT, buckets))]
     fields.append((SEQUENCE_ACTION, _hashed(ACTION_SALT, ACTION_BUCKETS)))

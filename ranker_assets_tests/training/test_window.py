@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from ranker_assets.config import FeatureSpec
+from ranker_assets.config import FeatureSpec, SequenceSpec
 from ranker_assets.infra.lake import Lake
-from ranker_assets.training.data import TrainingDataError, load_window
+from ranker_assets.training.data import TrainingDataError, load_window, to_tensors
 
 SPEC = FeatureSpec(dense=("f",), categorical=("pin_id",))
 HEADS = ("click", "repin")
@@ -56,3 +57,49 @@ def test_window_errors_name_the_days_and_heads(tmp_path: Path) -> None:
         load_window(lake, "c", ["2026-11-02"], SPEC, HEADS)
     with pytest.raises(TrainingDataError, match="sample 'other'"):
         load_window(Lake(str(tmp_path / "empty")), "other", ["2026-11-01"], SPEC, HEADS)
+
+
+def test_request_ids_repeated_on_another_day_keep_their_own_days_sequence(
+    tmp_path: Path,
+) -> None:
+    """The contract makes request ids unique within a day only: a window of two days that
+    both have requests 1 and 2 holds four requests, each with its own day's actions."""
+    lake = Lake(str(tmp_path))
+    spec = SPEC.model_copy(update={"sequence": SequenceSpec()})
+    logged = {"2026-11-01": [[11], [12, 13]], "2026-11-02": [[21, 22, 23], []]}
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    for ds, actions in logged.items():
+        rows = _day(ds, [1, 0, 1, 0], [1, 0, 0, 1], [True] * 4)
+        rows = rows.set_column(
+            rows.schema.get_field_index("request_id"), "request_id", pa.array([1, 1, 2, 2])
+        ).append_column("request_ts", pa.array([when] * 4, pa.timestamp("us", tz="UTC")))
+        lake.replace_partition("sampled_dataset", rows, {"config": "c", "ds": ds})
+        sequences = pa.table(
+            {
+                "request_id": pa.array([1, 2], pa.int64()),
+                "action_pin_id": pa.array(actions, pa.list_(pa.int64())),
+                "action_type": pa.array([["click"] * len(a) for a in actions]),
+                "action_ts": pa.array(
+                    [[when] * len(a) for a in actions], pa.list_(pa.timestamp("us", tz="UTC"))
+                ),
+                "ds": [ds, ds],
+            }
+        )
+        lake.replace_partition("sequence_log", sequences, {"ds": ds})
+    table = load_window(lake, "c", list(logged), spec, HEADS)
+    attached = {
+        (r["ds"], r["request_id"]): r["action_pin_id"]
+        for r in table.to_pylist()
+        if r["action_pin_id"] is not None
+    }
+    assert attached == {
+        ("2026-11-01", 1): [11],
+        ("2026-11-01", 2): [12, 13],
+        ("2026-11-02", 1): [21, 22, 23],
+        ("2026-11-02", 2): [],
+    }
+    sequence = to_tensors(table, spec, HEADS, 101, "randomized", 4).sequence
+    assert sequence is not None and len(sequence.tokens) == 4  # one sequence per request
+    actions = (sequence.tokens[:, :, 0] > 0).sum(1)[sequence.request_index].tolist()
+    keys = zip(table["ds"].to_pylist(), table["request_id"].to_pylist(), strict=True)
+    assert dict(zip(keys, actions, strict=True)) == {k: len(v) for k, v in attached.items()}
