@@ -45,6 +45,9 @@ class WorldConfig(Strict):
     # reaches back at most this far; the logger keeps the last `logging.sequence_length`.
     actions_per_day: float = Field(20.0, gt=0.0)
     history_days: float = Field(7.0, gt=0.0)
+    # Days simulated in one run carry each user's real engagements forward into later days'
+    # sequences (the feedback of what was served); off: every day's are drawn as if alone.
+    sequence_history: bool = True
     late_report_share: float = Field(0.01, ge=0.0, le=1.0)
     # Real clients retry (duplicate events) and send broken rows; ingestion must cope.
     client_fault_share: float = Field(0.002, ge=0.0, le=0.5)

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ranker_assets.config import FEATURE_LOG_KEY_COLUMNS, LoggingConfig
-from ranker_assets.world.recent_actions import SOURCE, list_array
+from ranker_assets.world.recent_actions import list_array
 from ranker_assets.world.traffic import ServedDay
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES, PLATFORMS
 
@@ -105,7 +105,7 @@ def sequence_log(day: ServedDay, requests: np.ndarray) -> pa.Table:
     }
     for name, values in recent.columns(requests).items():
         columns[name] = list_array(values, valid)
-    columns["sequence_source"] = pa.array([SOURCE] * len(requests), type=pa.string())
+    columns["sequence_source"] = pa.array(recent.sources(requests), type=pa.string())
     return pa.table(columns)
 
 

@@ -1,11 +1,14 @@
 """The user's recent actions before each request: what the serving stack logs as the sequence.
 
-Days are simulated independently, so a day cannot look up the engagements of earlier days:
-each request's history is drawn from the same hidden state that drives real engagement. An
-action of the last day follows the user's interest today; an older one the interest of a week
-ago (what the stale profile feature is computed from). The item is a live pin of that topic,
-picked among a few with the user's hidden content taste, so the sequence reveals what the
-noisy, week-old features hide. Every sequence says so in the log (`sequence_source`).
+A user acts on many surfaces; the simulator plays closeup requests only. So each request's
+history is first drawn from the same hidden state that drives real engagement (the user's
+actions elsewhere): an action of the last day follows the user's interest today, an older one
+the interest of a week ago (what the stale profile feature is computed from), on a live pin of
+that topic picked among a few with the user's hidden content taste, so the sequence reveals
+what the noisy, week-old features hide. When earlier days were simulated in the same run, the
+engagements the user really made on them (`EngagementHistory`) are merged in by time: the
+history then carries the feedback of what was served. A day simulated alone has the drawn
+part only, with the same length distribution. Each request says which (`sequence_source`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ranker_assets.world.vocabulary import CONTENT_TYPES
 
 US_PER_DAY = 86_400 * 1_000_000
 SOURCE = "simulated_from_hidden_state"
+OBSERVED_SOURCE = "earlier_days_engagements_and_hidden_state"
 # Engagement types in a history, in the proportions of the world's base rates per impression
 # (closeup, click, repin, long_click; see traffic.INTERCEPTS).
 ACTION_TYPES: tuple[str, ...] = ("closeup", "click", "repin", "long_click")
@@ -40,6 +44,14 @@ class RecentActions:
     ts_us: np.ndarray  # (n, L) int64, ascending, before the request
     topic: np.ndarray  # (n, L) int64
     content_type: np.ndarray  # (n, L) index into CONTENT_TYPES
+    observed: np.ndarray | None = None  # (n,) real engagements of earlier days among the count
+
+    def sources(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Per request, where its sequence came from (the sequence log's `sequence_source`)."""
+        n = len(self.count[rows])
+        if self.observed is None:
+            return np.full(n, SOURCE, dtype=object)
+        return np.where(self.observed[rows] > 0, OBSERVED_SOURCE, SOURCE).astype(object)
 
     def columns(self, rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """(n, L) arrays of `rows` in their logged form, by sequence-log column."""
@@ -55,6 +67,127 @@ class RecentActions:
         """(n, L) True where an entry is a real action (the rightmost `count` of a row)."""
         length = self.pin_id.shape[1]
         return np.arange(length)[None, :] >= (length - self.count)[:, None]
+
+
+def merged(drawn: RecentActions, observed: RecentActions) -> RecentActions:
+    """The last actions of both, by time: as many as the longer of the two (the drawn part sets
+    the length distribution, so a day simulated alone keeps it), newest last."""
+    length = drawn.pin_id.shape[1]
+    never = np.iinfo(np.int64).min
+    ts = np.concatenate(
+        [
+            np.where(drawn.valid(), drawn.ts_us, never),
+            np.where(observed.valid(), observed.ts_us, never),
+        ],
+        axis=1,
+    )
+    order = np.argsort(ts, axis=1, kind="stable")[:, length:]
+    count = np.maximum(drawn.count, observed.count)
+    kept = np.arange(length)[None, :] >= (length - count)[:, None]
+
+    def pick(name: str) -> np.ndarray:
+        both = np.concatenate([getattr(drawn, name), getattr(observed, name)], axis=1)
+        return np.take_along_axis(both, order, axis=1)
+
+    return RecentActions(
+        count=count,
+        pin_id=pick("pin_id"),
+        action=pick("action"),
+        ts_us=pick("ts_us"),
+        topic=pick("topic"),
+        content_type=pick("content_type"),
+        observed=((order >= length) & kept).sum(axis=1),
+    )
+
+
+HISTORY_FIELDS = ("user", "ts_us", "pin_id", "action", "topic", "content_type")
+
+
+@dataclass
+class EngagementHistory:
+    """Each user's last `length` engagements on the days simulated so far, sorted by (user, time);
+    `add` moves it past a day.
+
+    Only what the serving stack had received by the end of its day is carried: the rare report
+    that arrives after midnight is not (its day's logs have it, the history does not)."""
+
+    length: int
+    user: np.ndarray
+    ts_us: np.ndarray
+    pin_id: np.ndarray
+    action: np.ndarray  # index into ACTION_TYPES
+    topic: np.ndarray
+    content_type: np.ndarray
+
+    @classmethod
+    def empty(cls, length: int) -> EngagementHistory:
+        none = np.empty(0, dtype=np.int64)
+        return cls(length, none, none, none, none.astype(np.int8), none, none.astype(np.int8))
+
+    @classmethod
+    def from_table(cls, table: pa.Table, length: int) -> EngagementHistory:
+        """A history saved by `table` (kept to each user's last `length`)."""
+        history = cls(length, *(table[f].to_numpy() for f in HISTORY_FIELDS))
+        history._keep_last({f: getattr(history, f) for f in HISTORY_FIELDS})
+        return history
+
+    def table(self) -> pa.Table:
+        return pa.table({f: getattr(self, f) for f in HISTORY_FIELDS})
+
+    def before(self, user: np.ndarray) -> RecentActions:
+        """Per request, its user's last engagements (all are from earlier days), right-aligned."""
+        length = self.length
+        lo = np.searchsorted(self.user, user, side="left")
+        hi = np.searchsorted(self.user, user, side="right")
+        count = np.minimum(hi - lo, length)
+        kept = np.arange(length)[None, :] >= (length - count)[:, None]
+        at = np.where(kept, hi[:, None] - length + np.arange(length)[None, :], 0)
+
+        def take(values: np.ndarray) -> np.ndarray:
+            return np.where(kept, values[at], 0) if len(values) else np.zeros_like(at, values.dtype)
+
+        return RecentActions(
+            count=count,
+            pin_id=take(self.pin_id),
+            action=take(self.action),
+            ts_us=take(self.ts_us),
+            topic=take(self.topic),
+            content_type=take(self.content_type),
+            observed=count,
+        )
+
+    def add(
+        self,
+        day_end_us: int,
+        user: np.ndarray,
+        ts_us: np.ndarray,
+        pin_id: np.ndarray,
+        action: np.ndarray,
+        topic: np.ndarray,
+        content_type: np.ndarray,
+    ) -> None:
+        """Add a day's engagements (those received by `day_end_us`); keep each user's last
+        `length`."""
+        new = ts_us < day_end_us
+        values = (user, ts_us, pin_id, action, topic, content_type)
+        added = dict(zip(HISTORY_FIELDS, values, strict=True))
+        self._keep_last(
+            {
+                f: np.concatenate([getattr(self, f), added[f][new]]).astype(getattr(self, f).dtype)
+                for f in HISTORY_FIELDS
+            }
+        )
+
+    def _keep_last(self, entries: dict[str, np.ndarray]) -> None:
+        """Hold `entries` sorted by (user, time), each user's last `length` only."""
+        order = np.lexsort((entries["ts_us"], entries["user"]))
+        users = entries["user"][order]
+        # Entries to the end of their user's run: keep the last `length` of each user.
+        _, first, sizes = np.unique(users, return_index=True, return_counts=True)
+        to_end = np.repeat(first + sizes, sizes) - 1 - np.arange(len(users))
+        keep = order[to_end < self.length]
+        for f in HISTORY_FIELDS:
+            setattr(self, f, entries[f][keep])
 
 
 def per_request_lists(columns: dict[str, np.ndarray], count: np.ndarray) -> dict[str, np.ndarray]:
@@ -99,8 +232,10 @@ def recent_actions(
     request_ts_us: np.ndarray,
     length: int,
     rng: np.random.Generator,
+    history: EngagementHistory | None = None,
 ) -> RecentActions:
-    """The last `length` actions of each request's user before the request."""
+    """The last `length` actions of each request's user before the request: drawn from the
+    hidden state, merged with the user's engagements of earlier days when there is a history."""
     n = len(user)
     # Actions per day scale with the user's activity; a light user's history is shorter.
     rate = cfg.actions_per_day * pop.user_activity[user] / pop.user_activity.mean()
@@ -120,7 +255,7 @@ def recent_actions(
     pick = (np.cumsum(taste, axis=0) < rng.random((n, length)) * taste.sum(axis=0)).sum(axis=0)
     row = np.take_along_axis(options, np.minimum(pick, TASTE_CHOICES - 1)[None], axis=0)[0]
     action = rng.choice(len(ACTION_TYPES), size=(n, length), p=ACTION_SHARES).astype(np.int8)
-    return RecentActions(
+    drawn = RecentActions(
         count=count,
         pin_id=pins.pin_id[row],
         action=action,
@@ -128,3 +263,4 @@ def recent_actions(
         topic=pins.pin_topic[row].astype(np.int64),
         content_type=pins.pin_content_type[row],
     )
+    return drawn if history is None else merged(drawn, history.before(user))

@@ -15,7 +15,7 @@ from ranker_assets.config import WorldConfig
 from ranker_assets.world.drift import DayState, exposure, novelty
 from ranker_assets.world.entities import Population
 from ranker_assets.world.policies import SEQUENCE_COUNT, Features, Scorer, serve
-from ranker_assets.world.recent_actions import RecentActions, recent_actions
+from ranker_assets.world.recent_actions import EngagementHistory, RecentActions, recent_actions
 from ranker_assets.world.vocabulary import CONTENT_TYPES, EVENT_TYPES
 
 US_PER_S = 1_000_000
@@ -119,11 +119,13 @@ def simulate_day(
     scorer: Scorer,
     randomized_share: float,
     sequence_length: int = 0,
+    history: EngagementHistory | None = None,
 ) -> ServedDay:
     """Simulate `n_requests` closeup requests on `day`; deterministic in all arguments.
 
-    With `sequence_length`, each request carries its user's last actions, and the scorer sees
-    them (as a sequence-aware ranker in production would)."""
+    With `sequence_length`, each request carries its user's last actions (with `history`, their
+    engagements of earlier days among them), and the scorer sees them (as a sequence-aware
+    ranker in production would)."""
     if not 0 < n_requests <= MAX_REQUESTS_PER_DAY:
         raise ValueError(f"n_requests must be in 1..{MAX_REQUESTS_PER_DAY}, got {n_requests}")
     rng = np.random.default_rng([seed, 3, state.day_index])
@@ -189,7 +191,7 @@ def simulate_day(
     served_features = features
     if sequence_length:
         seq_rng = np.random.default_rng([seed, 13, state.day_index])
-        recent = recent_actions(cfg, pop, state, user, ts, sequence_length, seq_rng)
+        recent = recent_actions(cfg, pop, state, user, ts, sequence_length, seq_rng, history)
         served_features = {
             **features,
             **recent.columns(),

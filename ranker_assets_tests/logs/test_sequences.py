@@ -3,7 +3,7 @@ the sequence contract at ingestion (bad sequences quarantined with their reason)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,14 @@ from ranker_assets.logs import landing
 from ranker_assets.logs.ingestion import ingest_day
 from ranker_assets.logs.logger import log_day
 from ranker_assets.logs.screening import sequence_log_spec
+from ranker_assets.logs.simulated import simulate_to_landing
 from ranker_assets.world.drift import day_state
 from ranker_assets.world.entities import build_population
 from ranker_assets.world.policies import HeuristicScorer
+from ranker_assets.world.recent_actions import ACTION_TYPES, OBSERVED_SOURCE, SOURCE
+from ranker_assets.world.simulator import served_days
 from ranker_assets.world.traffic import ServedDay, simulate_day
+from ranker_assets.world.vocabulary import EVENT_TYPES
 from ranker_assets_tests.conftest import SEED, START, small_config
 
 DS = str(START)
@@ -72,6 +76,70 @@ def test_the_sequence_is_logged_once_per_logged_request_never_per_candidate(
     # Stored once per request: the feature log's candidate rows carry none of it.
     assert seq.num_rows < feats.num_rows
     assert not {c for c in feats.column_names if c.startswith("action_")}
+
+
+def test_later_days_sequences_carry_the_engagements_users_really_made_on_earlier_days() -> None:
+    """Days simulated in one run: from the second day on, a request's history holds its user's
+    real engagements of the days before (as many as the log says), merged by time with the
+    drawn part; the first day, and any day simulated alone, has the drawn part only, with
+    the same length distribution."""
+    world = CFG.world.model_copy(update={"n_users": 300})  # users come back: histories fill
+    days = list(served_days(world, START, 3, 2000, SEED, HeuristicScorer(), 0.05, 100))
+    engaged: dict[int, set[tuple[int, str, int]]] = {}
+    for day in days[:2]:
+        end = int(datetime(day.ds.year, day.ds.month, day.ds.day, tzinfo=UTC).timestamp() + 86400)
+        for r, s, t, ts in zip(
+            day.event_request, day.event_slot, day.event_type, day.event_ts_us, strict=True
+        ):
+            if EVENT_TYPES[t] in ACTION_TYPES and ts < end * 10**6:
+                key = (int(day.pin_id[r, s]), EVENT_TYPES[t], int(ts))
+                engaged.setdefault(int(day.user_id[r]), set()).add(key)
+    first, last = days[0].recent, days[2].recent
+    assert first is not None and last is not None
+    assert set(first.sources()) == {SOURCE}
+    assert (last.observed > 0).mean() > 0.5 and set(last.sources()) == {SOURCE, OBSERVED_SOURCE}
+    valid = last.valid()
+    for i in np.flatnonzero(last.observed > 0)[:200]:
+        entries = zip(
+            last.pin_id[i][valid[i]], last.action[i][valid[i]], last.ts_us[i][valid[i]], strict=True
+        )
+        real = {(int(p), ACTION_TYPES[a], int(t)) for p, a, t in entries}
+        assert len(real & engaged[int(days[2].user_id[i])]) == last.observed[i]
+    # Simulated alone, the same day draws the same requests, with the drawn part only.
+    alone = next(served_days(world, days[2].ds, 1, 2000, SEED, HeuristicScorer(), 0.05, 100))
+    assert alone.recent is not None and set(alone.recent.sources()) == {SOURCE}
+    assert np.array_equal(alone.request_ts_us, days[2].request_ts_us)
+    assert abs(alone.recent.count.mean() / last.count.mean() - 1) < 0.02
+    # Switched off by the config: every day as if alone.
+    off = world.model_copy(update={"sequence_history": False})
+    third = list(served_days(off, START, 3, 2000, SEED, HeuristicScorer(), 0.05, 100))[2]
+    assert third.recent is not None and np.array_equal(third.recent.count, alone.recent.count)
+    mask = alone.recent.valid()
+    assert np.array_equal(third.recent.pin_id[mask], alone.recent.pin_id[mask])
+    assert days[2].ds == START + timedelta(days=2)
+
+
+def test_days_landed_one_call_at_a_time_carry_the_history_as_one_run(tmp_path: Path) -> None:
+    """The demo lands a day per call: the engagement history kept beside the logs carries the
+    users' engagements across calls, so day-by-day landing writes the same sequences as one
+    run; a day landed without the day before draws its sequences alone, and says so."""
+    world = CFG.world.model_copy(update={"n_users": 300})
+    simulate_to_landing(world, CFG.logging, tmp_path / "run", START, 3, 800, SEED)
+    for i in range(3):
+        day = START + timedelta(days=i)
+        simulate_to_landing(world, CFG.logging, tmp_path / "daily", day, 1, 800, SEED)
+    simulate_to_landing(
+        world, CFG.logging, tmp_path / "alone", START + timedelta(days=2), 1, 800, SEED
+    )
+
+    def sequences(root: str, i: int) -> pa.Table:
+        ds = START + timedelta(days=i)
+        return pq.read_table(landing.day_dir(tmp_path / root, "sequence_log", ds))
+
+    for i in range(3):
+        assert sequences("daily", i).equals(sequences("run", i)), i
+    assert OBSERVED_SOURCE in sequences("run", 2)["sequence_source"].to_pylist()
+    assert set(sequences("alone", 2)["sequence_source"].to_pylist()) == {SOURCE}
 
 
 def _land(root: Path, table: pa.Table) -> Path:
