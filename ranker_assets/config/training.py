@@ -51,7 +51,7 @@ class ModelConfig(Strict):
     tower_units: tuple[int, ...] = (16,)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     epochs: int = Field(6, ge=1)
-    batch_size: int = Field(512, ge=1)
+    batch_size: int = Field(1024, ge=1)
     learning_rate: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     holdout_share: float = Field(0.1, gt=0.0, lt=0.5)

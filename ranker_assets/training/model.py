@@ -3,12 +3,18 @@ layers -> MMoE -> head towers.
 
 Normalization statistics (of signed-log dense features, computed on the training window) are
 buffers of the model, so a saved model carries them and serving cannot skew from training.
+The experts, the gates and the towers each run as one batched layer (not one module per expert
+or head): on CPU a training step of this small model is mostly per-op overhead.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,12 +54,81 @@ class Architecture:
         return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
 
 
+class Dropout(nn.Module):
+    """Inverted dropout with its mask drawn by `torch.rand`: on CPU, `nn.Dropout`'s Bernoulli
+    sampling took a tenth of a training step, uniform draws take under half of that."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * (torch.rand_like(x) >= self.p) * (1 / (1 - self.p))
+
+
 def _mlp(n_in: int, units: Sequence[int], dropout: float) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     for u in units:
-        layers += [nn.Linear(n_in, u), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(n_in, u), nn.ReLU(), Dropout(dropout)]
         n_in = u
     return nn.Sequential(*layers), n_in
+
+
+class ParallelMLP(nn.Module):
+    """`k` MLPs of one shape as a batched matmul per layer: ReLU and dropout between layers,
+    and with `out`, a last linear layer of `out` units. Takes one input for all (N, n_in) or
+    one per MLP (k, N, n_in); returns (k, N, units). Initialized as `nn.Linear` is."""
+
+    def __init__(
+        self, k: int, n_in: int, units: Sequence[int], dropout: float, out: int | None = None
+    ) -> None:
+        super().__init__()
+        sizes = [n_in, *units, *([out] if out is not None else [])]
+        self.hidden = len(units)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in pairwise(sizes):
+            bound = 1 / math.sqrt(fan_in)
+            self.weights.append(
+                nn.Parameter(torch.empty(k, fan_in, fan_out).uniform_(-bound, bound))
+            )
+            self.biases.append(nn.Parameter(torch.empty(k, 1, fan_out).uniform_(-bound, bound)))
+        self.dropout = Dropout(dropout)
+        self.units = sizes[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.matmul(x, w) + b
+            if i < self.hidden:
+                x = self.dropout(torch.relu(x))
+        return x
+
+
+def _from_module_lists(state: dict[str, Any], prefix: str, arch: Architecture) -> None:
+    """Rewrite, in place, a state dict saved when experts, gates and towers were one module each
+    (models registered before the batched layers) into the batched layout."""
+    old = re.compile(re.escape(prefix) + r"(experts|gates|towers)\.\d+\.")
+    if not any(old.match(k) for k in state):
+        return
+    heads, n_expert, n_tower = len(arch.heads), len(arch.expert_units), len(arch.tower_units)
+
+    def linear(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return state.pop(f"{prefix}{name}.weight").T, state.pop(f"{prefix}{name}.bias")
+
+    def put(module: str, layer: int, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        state[f"{prefix}{module}.weights.{layer}"] = torch.stack([w for w, _ in pairs])
+        state[f"{prefix}{module}.biases.{layer}"] = torch.stack([b for _, b in pairs]).unsqueeze(1)
+
+    for layer in range(n_expert):
+        put("experts", layer, [linear(f"experts.{e}.{3 * layer}") for e in range(arch.experts)])
+    gates = [linear(f"gates.{h}") for h in range(heads)]
+    state[f"{prefix}gates.weight"] = torch.cat([w.T for w, _ in gates])
+    state[f"{prefix}gates.bias"] = torch.cat([b for _, b in gates])
+    for layer in range(n_tower):
+        put("towers", layer, [linear(f"towers.{h}.0.{3 * layer}") for h in range(heads)])
+    put("towers", n_tower, [linear(f"towers.{h}.1") for h in range(heads)])
 
 
 def signed_log(x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +163,7 @@ class SequenceEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(
             layer, arch.sequence_layers, enable_nested_tensor=False
         )
-        self.dropout = nn.Dropout(arch.dropout)
+        self.dropout = Dropout(arch.dropout)
         self.query = nn.Linear(d, d)
         self.scale = d**-0.5
 
@@ -146,12 +221,13 @@ class MMoERanker(nn.Module):
         self.sequence = SequenceEncoder(arch) if arch.sequence_layers else None
         n_in += 4 * arch.sequence_dim if self.sequence is not None else 0
         self.shared, n_shared = _mlp(n_in, arch.shared_units, arch.dropout)
-        experts = [_mlp(n_shared, arch.expert_units, arch.dropout) for _ in range(arch.experts)]
-        self.experts = nn.ModuleList(e for e, _ in experts)
-        n_expert = experts[0][1]
-        self.gates = nn.ModuleList(nn.Linear(n_shared, arch.experts) for _ in arch.heads)
-        towers = [_mlp(n_expert, arch.tower_units, arch.dropout) for _ in arch.heads]
-        self.towers = nn.ModuleList(nn.Sequential(t, nn.Linear(n, 1)) for t, n in towers)
+        heads = len(arch.heads)
+        self.experts = ParallelMLP(arch.experts, n_shared, arch.expert_units, arch.dropout)
+        self.gates = nn.Linear(n_shared, heads * arch.experts)  # one softmax gate per head
+        self.towers = ParallelMLP(heads, self.experts.units, arch.tower_units, arch.dropout, 1)
+        self.register_load_state_dict_pre_hook(
+            lambda module, state, prefix, *_: _from_module_lists(state, prefix, arch)
+        )
 
     def set_normalization(self, dense: torch.Tensor, weights: torch.Tensor) -> None:
         """Fit the dense-feature statistics on the training rows (weighted, after signed log).
@@ -189,12 +265,10 @@ class MMoERanker(nn.Module):
                 raise ValueError("this ranker reads the user's recent actions: pass them")
             embedded.append(self.sequence(sequence))
         h = self.shared(torch.cat([x, *embedded], dim=1))
-        expert_out = torch.stack([e(h) for e in self.experts], dim=1)  # (N, E, U)
-        logits = []
-        for gate, tower in zip(self.gates, self.towers, strict=True):
-            g = torch.softmax(gate(h), dim=1).unsqueeze(-1)  # (N, E, 1)
-            logits.append(tower((g * expert_out).sum(dim=1)))
-        return torch.cat(logits, dim=1)
+        experts = self.experts(h)  # (E, N, U)
+        gates = torch.softmax(self.gates(h).view(len(h), len(self.arch.heads), -1), dim=-1)
+        mixed = torch.einsum("nhe,enu->hnu", gates, experts)  # each head's mix of the experts
+        return self.towers(mixed).squeeze(-1).T  # (N, heads)
 
 
 class CalibratedRanker(nn.Module):

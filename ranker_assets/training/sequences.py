@@ -138,16 +138,13 @@ def candidate_tokens(table: Columns, spec: SequenceSpec, buckets: int) -> np.nda
 
 
 def request_keys(table: Columns) -> np.ndarray:
-    """Each row's request as an int64 index. The contract makes request ids unique within a
+    """Each row's request as an int64 code. The contract makes request ids unique within a
     day only, so a window of several days (a table with a `ds` column) keys on (ds, request_id)."""
-    _, index = np.unique(_numpy(table, "request_id"), return_inverse=True)
+    ids = pd.factorize(_numpy(table, "request_id"))[0].astype(np.int64)
     if "ds" not in (table.column_names if isinstance(table, pa.Table) else table.columns):
-        return index.ravel()
-    _, day = np.unique(_numpy(table, "ds").astype(str), return_inverse=True)
-    _, keys = np.unique(
-        day.ravel() * (int(index.max(initial=0)) + 1) + index.ravel(), return_inverse=True
-    )
-    return keys.ravel()
+        return ids
+    days = pd.factorize(_numpy(table, "ds"))[0].astype(np.int64)
+    return pd.factorize(days * (int(ids.max(initial=0)) + 1) + ids)[0].astype(np.int64)
 
 
 def _first_rows(table: Columns) -> tuple[np.ndarray, np.ndarray]:

@@ -110,15 +110,20 @@ def deterministic_kernels() -> Iterator[None]:
     Without them, some CPU backward kernels accumulate in an order that follows thread timing:
     the same seed and rows trained different weights when other work shared the cores (the
     demo's closed loop diverged from its first model on). With them training is reproducible,
-    and on CPU no slower.
+    and on CPU no slower. Torch's debugging fill of every new tensor's memory (which these
+    kernels switch on; no kernel here reads memory it did not write) stays off: it was an
+    eighth of a CPU step.
     """
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 @deterministic_kernels()

@@ -115,3 +115,47 @@ def test_mmoe_outputs_one_logit_per_head_and_normalizes_inside() -> None:
         calibrated(dense, cats),
         model(dense, cats) * torch.tensor([2.0, 1.0]) + torch.tensor([0.5, -1.0]),
     )
+
+
+def test_a_ranker_saved_with_one_module_per_expert_and_head_loads_and_scores_the_same() -> None:
+    """Models registered before the batched MMoE layers saved one module per expert, gate and
+    tower; loading one rewrites its state dict and reproduces that layout's forward pass."""
+    arch = Architecture(3, 2, ("click", "repin"), 101, 4, (16,), 3, (8, 6), (5,), 0.0)
+    torch.manual_seed(0)
+
+    def mlp(n_in: int, units: tuple[int, ...]) -> torch.nn.Sequential:
+        layers: list[torch.nn.Module] = []
+        for u in units:
+            layers += [torch.nn.Linear(n_in, u), torch.nn.ReLU(), torch.nn.Dropout(0.0)]
+            n_in = u
+        return torch.nn.Sequential(*layers)
+
+    old = MMoERanker(arch)  # shared layers, embeddings and buffers: the same in both layouts
+    old.experts = torch.nn.ModuleList(mlp(16, (8, 6)) for _ in range(3))
+    old.gates = torch.nn.ModuleList(torch.nn.Linear(16, 3) for _ in arch.heads)
+    old.towers = torch.nn.ModuleList(
+        torch.nn.Sequential(mlp(6, (5,)), torch.nn.Linear(5, 1)) for _ in arch.heads
+    )
+    dense, cats = torch.randn(7, 3), torch.randint(0, 101, (7, 2))
+    with torch.no_grad():
+        h = old.shared(
+            torch.cat(
+                [old.normalize(dense), *(e(cats[:, i]) for i, e in enumerate(old.embeddings))], 1
+            )
+        )
+        experts = torch.stack([e(h) for e in old.experts], dim=1)
+        expected = torch.cat(
+            [
+                tower((torch.softmax(gate(h), 1).unsqueeze(-1) * experts).sum(1))
+                for gate, tower in zip(old.gates, old.towers, strict=True)
+            ],
+            dim=1,
+        )
+    state = old.state_dict()
+    assert "experts.2.3.weight" in state and "towers.1.1.bias" in state
+    loaded = CalibratedRanker(MMoERanker(arch), torch.ones(2), torch.zeros(2))
+    loaded.load_state_dict(
+        {f"base.{k}": v for k, v in state.items()}
+        | {"scale": torch.ones(2), "bias": torch.zeros(2)}
+    )
+    assert torch.allclose(loaded.eval()(dense, cats), expected, atol=1e-6)
