@@ -1,0 +1,103 @@
+"""Batch size against training time and next-day AUC, on the windows of a demo's lake.
+
+Run (after `make demo`, whose lake it reads): .venv/bin/python bench/bench_batch_size.py
+     [--home .ranker] [--batches 512 1024 2048] [--seeds 0 1] [--config balanced]
+Each batch size trains the shipped model on every 3-day window whose next day is joined, once
+per seed, and is scored on that next day's impressed rows (rows it never trained on). Prints
+mean AUC per head and seconds of training, and each batch size minus the first, paired by
+window and seed (mean [90% interval]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ranker_assets.config import load_config
+from ranker_assets.evaluation.rows import EXAMPLES, load_evaluation_rows
+from ranker_assets.infra.lake import Lake
+from ranker_assets.metrics import weighted_auc
+from ranker_assets.sampling.run import SAMPLED_TABLE
+from ranker_assets.training.data import load_window
+from ranker_assets.training.pipeline import ranker_tensors
+from ranker_assets.training.serving import predict_frame
+from ranker_assets.training.train import train_ranker
+
+
+def windows(lake: Lake, config: str, length: int) -> list[list[str]]:
+    """Every run of `length` sampled days whose next day has training examples."""
+    days = sorted(
+        {str(d) for d in lake.read(SAMPLED_TABLE, columns=["ds"], config=config)["ds"].to_pylist()}
+    )
+    out = []
+    for first in days:
+        span = [str(date.fromisoformat(first) + timedelta(days=i)) for i in range(length)]
+        after = str(date.fromisoformat(span[-1]) + timedelta(days=1))
+        if all(d in days for d in span) and lake.has_data(EXAMPLES, after):
+            out.append(span)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, default=Path(".ranker"))
+    parser.add_argument("--batches", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--config", default="balanced")
+    args = parser.parse_args()
+    cfg = load_config()
+    lake = Lake(str(args.home / "lake"))
+    spans = windows(lake, args.config, cfg.model.window_days)
+    heads = cfg.model.heads
+    print(
+        f"{len(spans)} windows of {cfg.model.window_days} days x seeds {args.seeds}, "
+        f"{cfg.model.epochs} epochs, learning rate {cfg.model.learning_rate}"
+    )
+    aucs: dict[int, np.ndarray] = {}
+    seconds: dict[int, float] = {}
+    for batch in args.batches:
+        rows, spent = [], 0.0
+        for span in spans:
+            table = load_window(lake, args.config, span, cfg.features, heads)
+            after = str(date.fromisoformat(span[-1]) + timedelta(days=1))
+            scored = load_evaluation_rows(lake, cfg, after)
+            scored = scored[scored["impressed"]].reset_index(drop=True)
+            for seed in args.seeds:
+                model = cfg.model.model_copy(update={"batch_size": batch, "seed": seed})
+                run = cfg.model_copy(update={"model": model})
+                t0 = time.perf_counter()
+                outcome = train_ranker(ranker_tensors(table, run), run.features, model)
+                spent += time.perf_counter() - t0
+                probs = predict_frame(outcome.calibrated, scored, run.features)
+                w = scored["weight"].to_numpy()
+                rows.append(
+                    [
+                        weighted_auc(scored[h].to_numpy(), probs[f"p_{h}"].to_numpy(), w)
+                        for h in heads
+                    ]
+                )
+        aucs[batch], seconds[batch] = np.array(rows), spent
+    table = pd.DataFrame(
+        {b: [*aucs[b].mean(0).round(4), round(seconds[b], 1)] for b in args.batches},
+        index=[*(f"auc {h}" for h in heads), "training seconds"],
+    ).T
+    print(table.rename_axis("batch").to_string())
+    base = args.batches[0]
+    print(f"\nminus batch {base}, paired by window and seed (mean [90% interval]):")
+    for b in args.batches[1:]:
+        d = aucs[b] - aucs[base]
+        mean, half = d.mean(0), 1.645 * d.std(0, ddof=1) / np.sqrt(len(d))
+        cells = [
+            f"{h} {m:+.4f} [{m - e:+.4f}, {m + e:+.4f}]"
+            for h, m, e in zip(heads, mean, half, strict=True)
+        ]
+        print(f"batch {b}: " + "; ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
