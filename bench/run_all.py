@@ -203,7 +203,8 @@ def sections(text: str) -> dict[str, str]:
     parts = re.split(r"^## ", text, flags=re.M)[1:]
     # The last section carries the old run's total, which no longer applies.
     parts = [re.sub(r"\nAll benches together: .*\n*$", "\n", part) for part in parts]
-    return {part.split("\n", 1)[0]: "## " + part for part in parts}
+    # Trailing blank lines stripped: the file joins sections with one, so none accumulate.
+    return {part.split("\n", 1)[0]: "## " + part.rstrip("\n") + "\n" for part in parts}
 
 
 def main() -> None:
