@@ -146,6 +146,7 @@ def log_and_register(
     for row in outcome.history:
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
     mlflow.log_metrics({f"holdout_{k}": v for k, v in outcome.holdout.items()})
+    mlflow.log_metrics({"epochs_trained": len(outcome.history), "epoch_kept": outcome.epoch_kept})
     base = outcome.raw
     stats = {
         f: {"mean": float(m), "std": float(s)}

@@ -6,6 +6,7 @@ Batches are index slices of contiguous tensors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ class TrainingOutcome:
     holdout: dict[str, float]  # final: auc, raw and calibrated predicted/actual per head
     rows: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, str] = field(default_factory=dict)  # per head: "platt" or why raw
+    epoch_kept: int = -1  # the epoch whose weights the model has (early stopping's best)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,6 +96,48 @@ def _weighted_bce(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) 
     ) / w.sum()
 
 
+class EarlyStopping:
+    """Keeps the weights of the epoch with the best held-out score and says when `patience`
+    epochs in a row have not beaten it (patience None: never stop, keep the last epoch).
+
+    The score is the task-weighted mean of the heads' AUCs that are defined (a head without
+    positives and negatives in the rows has none); with none defined, training runs to the end.
+    """
+
+    def __init__(self, patience: int | None, task_weights: dict[str, float]) -> None:
+        self.patience = patience
+        self.task_weights = task_weights
+        self.best_score = -math.inf
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.since_best = 0
+
+    def score(self, aucs: dict[str, float]) -> float:
+        defined = {h: a for h, a in aucs.items() if math.isfinite(a)}
+        weights = [self.task_weights.get(h, 1.0) for h in defined]
+        if not defined or sum(weights) <= 0:
+            return math.nan
+        return sum(w * a for w, a in zip(weights, defined.values(), strict=True)) / sum(weights)
+
+    def stop_after(self, epoch: int, score: float, model: nn.Module) -> bool:
+        """Record an epoch's score; True when training should stop."""
+        if self.patience is None or not math.isfinite(score):
+            return False
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.since_best = score, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.since_best += 1
+        return self.since_best >= self.patience
+
+    def restore_best(self, model: nn.Module, last_epoch: int) -> int:
+        """Load the best epoch's weights (if one was kept); returns the epoch the model has."""
+        if self.best_state is None:
+            return last_epoch
+        model.load_state_dict(self.best_state)
+        return self.best_epoch
+
+
 def _auc_per_head(heads: tuple[str, ...], logits: torch.Tensor, data: Tensors) -> dict[str, float]:
     w = data.weights.numpy()
     return {
@@ -137,7 +181,8 @@ def train_ranker(
     """Train on `data` minus the held-out rows; calibrate on half of them, check on the rest.
 
     The held-out rows are a random share of requests, or the randomized-traffic rows
-    (`cfg.calibrate_on`).
+    (`cfg.calibrate_on`). Early stopping picks the epoch on the calibration half, so the
+    check half stays untouched by every choice made in training.
 
     `init_state` warm-starts from a champion's weights (its normalization included);
     `teacher` (with cfg.distillation_weight > 0) adds its probabilities as soft targets.
@@ -157,6 +202,9 @@ def train_ranker(
     hold, train = _split(data, hold_mask)
     if len(train) == 0 or len(hold) == 0:
         raise TrainingDataError(f"{len(data)} rows are too few to split off a holdout")
+    # Half of the held-out requests pick the epoch and calibrate; the other half only measure.
+    fit_mask = torch.from_numpy(holdout_mask(hold.request_id, 0.5, cfg.seed + 1))
+    fit, check = _split(hold, fit_mask)
     heads = tuple(cfg.heads)
     model = MMoERanker(architecture(spec, cfg))
     if init_state is not None:
@@ -178,6 +226,7 @@ def train_ranker(
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True
     )
     history = []
+    stopping = EarlyStopping(cfg.early_stopping_patience, cfg.task_weights)
     for epoch in range(cfg.epochs):
         model.train()
         loss_sum = torch.zeros(len(heads), dtype=torch.float64)
@@ -195,19 +244,23 @@ def train_ranker(
             loss.backward()
             opt.step()
             loss_sum += per_head.detach().cpu().double() * len(idx)
-        aucs = _auc_per_head(heads, predict_logits(model, hold), hold)
+        hold_logits = predict_logits(model, hold)
+        aucs = _auc_per_head(heads, hold_logits, hold)
+        score = stopping.score(_auc_per_head(heads, hold_logits[fit_mask], fit))
         history.append(
             {
                 "epoch": epoch,
                 **{f"loss_{h}": float(loss_sum[i] / len(train)) for i, h in enumerate(heads)},
                 **{f"holdout_auc_{h}": a for h, a in aucs.items()},
+                "early_stopping_score": score,
             }
         )
+        if stopping.stop_after(epoch, score, model):
+            break
+    kept = stopping.restore_best(model, len(history) - 1)
     model.cpu().eval()
     # Calibrate on half of the held-out requests; measure on the other half.
     hold_logits = predict_logits(model, hold)
-    fit_mask = torch.from_numpy(holdout_mask(hold.request_id, 0.5, cfg.seed + 1))
-    fit, check = _split(hold, fit_mask)
     scale, bias, calibration = fit_platt(
         hold_logits[fit_mask], fit.labels, fit.weights, heads, cfg.calibration_min_positives
     )
@@ -231,4 +284,4 @@ def train_ranker(
         "calibration": len(fit),
         "randomized": int(data.randomized.sum()),
     }
-    return TrainingOutcome(model, calibrated, history, holdout, rows, calibration)
+    return TrainingOutcome(model, calibrated, history, holdout, rows, calibration, kept)

@@ -12,6 +12,7 @@ from ranker_assets.training.calibration import fit_platt
 from ranker_assets.training.data import holdout_mask
 from ranker_assets.training.hashing import hash_ids
 from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
+from ranker_assets.training.train import EarlyStopping
 
 
 def test_weighted_auc_matches_pairwise_definition_with_ties() -> None:
@@ -86,6 +87,31 @@ def test_a_feature_constant_in_training_cannot_produce_extreme_inputs_at_serving
     probs = torch.sigmoid(model(serving, torch.zeros((3, 0), dtype=torch.long)))
     assert probs[0] == probs[1]
     assert ((probs > 1e-4) & (probs < 1 - 1e-4)).all()
+
+
+def test_early_stopping_keeps_the_best_epochs_weights_and_waits_out_its_patience() -> None:
+    layer = torch.nn.Linear(2, 1)
+    stopping = EarlyStopping(patience=2, task_weights={"click": 3.0})
+    # Task-weighted mean of the defined AUCs: (3 * 0.7 + 0.5) / 4; an undefined head is left out.
+    assert stopping.score({"click": 0.7, "repin": 0.5}) == (3 * 0.7 + 0.5) / 4
+    assert stopping.score({"click": float("nan"), "repin": 0.6}) == 0.6
+    decisions = []
+    for epoch, score in enumerate([0.60, 0.70, 0.65, 0.69, 0.80]):
+        with torch.no_grad():
+            layer.weight.fill_(epoch)
+        decisions.append(stopping.stop_after(epoch, score, layer))
+        if decisions[-1]:
+            break
+    # Two epochs without beating 0.70 stop training before 0.80 is ever seen.
+    assert decisions == [False, False, False, True]
+    assert stopping.restore_best(layer, last_epoch=4) == 1
+    assert torch.equal(layer.weight, torch.full((1, 2), 1.0))
+    # Without patience, or without any defined score, it never stops and keeps the last epoch.
+    for never in (EarlyStopping(None, {}), EarlyStopping(1, {})):
+        for epoch in range(5):
+            score = 0.9 - epoch / 10 if never.patience is None else float("nan")
+            assert not never.stop_after(epoch, score, layer)
+        assert never.restore_best(layer, last_epoch=4) == 4
 
 
 def test_hashing_and_holdout_are_deterministic_and_per_request() -> None:

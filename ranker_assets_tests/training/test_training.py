@@ -116,7 +116,10 @@ def test_registry_round_trip_reproduces_in_memory_predictions(training_world, tr
     store = world.cfg.mlflow.resolved_uri().removeprefix("sqlite:///").removesuffix("/mlflow.db")
     assert run.info.artifact_uri.startswith(f"file://{store}/mlartifacts/")
     assert {"holdout_auc_repin", "loss_repin"} <= set(run.data.metrics)
-    assert len(client.get_metric_history(reg.run_id, "loss_repin")) == world.cfg.model.epochs
+    epochs = len(trained.outcome.history)  # early stopping may end before model.epochs
+    assert len(client.get_metric_history(reg.run_id, "loss_repin")) == epochs
+    assert run.data.metrics["epochs_trained"] == epochs
+    assert run.data.metrics["epoch_kept"] == trained.outcome.epoch_kept
 
 
 def test_warm_start_begins_at_the_champion(training_world, champion) -> None:
@@ -135,11 +138,13 @@ def test_warm_start_begins_at_the_champion(training_world, champion) -> None:
 
 
 def test_distillation_pulls_the_student_towards_the_teacher(
-    training_world, champion, trained, replay
+    training_world, champion, replay
 ) -> None:
-    student = _train(training_world, distillation_weight=5.0)
+    # Both train every epoch: early stopping would let them stop at different ones.
+    student = _train(training_world, distillation_weight=5.0, early_stopping_patience=None)
+    alone = _train(training_world, early_stopping_patience=None)
     teacher = _scores(training_world, champion.outcome.raw, replay).to_numpy()
-    plain = _scores(training_world, trained.outcome.raw, replay).to_numpy()
+    plain = _scores(training_world, alone.outcome.raw, replay).to_numpy()
     distilled = _scores(training_world, student.outcome.raw, replay).to_numpy()
     assert np.abs(distilled - teacher).mean() < 0.7 * np.abs(plain - teacher).mean()
 
@@ -172,6 +177,33 @@ def test_calibrating_on_randomized_rows_holds_exactly_them_out_of_training(train
     production = data.subset(torch.nonzero(~data.randomized).squeeze(1))
     with pytest.raises(TrainingDataError, match="no randomized-traffic rows"):
         train_ranker(production, cfg.features, model)
+
+
+def test_early_stopping_ends_after_its_patience_with_the_best_epochs_weights(
+    training_world,
+) -> None:
+    cfg = training_world.cfg
+    data = ranker_tensors(
+        load_window(training_world.lake, "legacy", DAYS, cfg.features, cfg.model.heads), cfg
+    )
+    # A learning rate this high over-fits a small window within a few epochs.
+    model = cfg.model.model_copy(
+        update={"epochs": 15, "learning_rate": 0.03, "early_stopping_patience": 2}
+    )
+    stopped = train_ranker(data, cfg.features, model)
+    scores = [row["early_stopping_score"] for row in stopped.history]
+    best = int(np.argmax(scores))
+    assert stopped.epoch_kept == best
+    assert len(scores) == best + 3 < 15  # two epochs that did not beat the best, then stop
+    # Its weights are those of training only up to the best epoch (training is deterministic).
+    upto_best = train_ranker(
+        data,
+        cfg.features,
+        model.model_copy(update={"epochs": best + 1, "early_stopping_patience": None}),
+    )
+    assert upto_best.epoch_kept == best
+    kept, reference = stopped.raw.state_dict(), upto_best.raw.state_dict()
+    assert all(torch.equal(kept[k], reference[k]) for k in kept)
 
 
 # Another process training a small network on both cores for as long as the test needs them.

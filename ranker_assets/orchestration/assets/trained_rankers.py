@@ -82,6 +82,9 @@ def build_trained_ranker_assets(
                     f"{h}: {s}" for h, s in trained.outcome.calibration.items()
                 ),
                 **{f"rows_{k}": v for k, v in trained.outcome.rows.items()},
+                # Early stopping (model.early_stopping_patience) may end before the last.
+                "epochs": f"{len(trained.outcome.history)} of {cfg.model.epochs} trained, "
+                f"the weights of epoch {trained.outcome.epoch_kept + 1} kept",
                 **{f"holdout_{k}": round(v, 4) for k, v in holdout.items()},
                 # A holdout AUC on a handful of positives is noise: say which heads rest on few.
                 "holdout_insufficient": ", ".join(

@@ -1,11 +1,13 @@
-"""Batch size against training time and next-day AUC, on the windows of a demo's lake.
+"""Model options against training time and next-day AUC, on the windows of a demo's lake.
 
-Run (after `make demo`, whose lake it reads): .venv/bin/python bench/bench_batch_size.py
-     [--home .ranker] [--batches 512 1024 2048] [--seeds 0 1] [--config balanced]
-Each batch size trains the shipped model on every 3-day window whose next day is joined, once
-per seed, and is scored on that next day's impressed rows (rows it never trained on). Prints
-mean AUC per head and seconds of training, and each batch size minus the first, paired by
-window and seed (mean [90% interval]).
+Run (after `make demo`, whose lake it reads): .venv/bin/python bench/bench_model_options.py
+     [--home .ranker] [--seeds 0 1] [--config balanced]
+     [--arm shipped] [--arm batch_size=512] [--arm early_stopping_patience=none,epochs=6] ...
+An arm is the shipped `model:` config with comma-separated `key=value` overrides (YAML values;
+`shipped` is none). Each arm trains on every window of the model's length whose next day is
+joined, once per seed, and is scored on that next day's impressed rows (rows it never trained
+on). Prints mean AUC per head, epochs and seconds of training per arm, and each arm minus the
+first, paired by window and seed (mean [90% interval]).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from ranker_assets.config import load_config
+from ranker_assets.config import ModelConfig, load_config
 from ranker_assets.evaluation.rows import EXAMPLES, load_evaluation_rows
 from ranker_assets.infra.lake import Lake
 from ranker_assets.metrics import weighted_auc
@@ -43,36 +46,47 @@ def windows(lake: Lake, config: str, length: int) -> list[list[str]]:
     return out
 
 
+def arm(shipped: ModelConfig, overrides: str) -> ModelConfig:
+    """The shipped model config with `key=value,...` overrides, validated like the config."""
+    if overrides == "shipped":
+        return shipped
+    update = {}
+    for pair in overrides.split(","):
+        key, _, value = pair.partition("=")
+        update[key.strip()] = yaml.safe_load(value) if value.strip().lower() != "none" else None
+    return ModelConfig.model_validate({**shipped.model_dump(), **update})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=Path(".ranker"))
-    parser.add_argument("--batches", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--arm", action="append", dest="arms")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--config", default="balanced")
     args = parser.parse_args()
     cfg = load_config()
+    names = args.arms or ["shipped", "early_stopping_patience=none"]
+    arms = {name: arm(cfg.model, name) for name in names}
     lake = Lake(str(args.home / "lake"))
     spans = windows(lake, args.config, cfg.model.window_days)
     heads = cfg.model.heads
-    print(
-        f"{len(spans)} windows of {cfg.model.window_days} days x seeds {args.seeds}, "
-        f"{cfg.model.epochs} epochs, learning rate {cfg.model.learning_rate}"
-    )
-    aucs: dict[int, np.ndarray] = {}
-    seconds: dict[int, float] = {}
-    for batch in args.batches:
-        rows, spent = [], 0.0
+    print(f"{len(spans)} windows of {cfg.model.window_days} days x seeds {args.seeds}")
+    aucs: dict[str, np.ndarray] = {}
+    summary: dict[str, list[float]] = {}
+    for name, model_cfg in arms.items():
+        rows, spent, epochs = [], 0.0, []
         for span in spans:
             table = load_window(lake, args.config, span, cfg.features, heads)
             after = str(date.fromisoformat(span[-1]) + timedelta(days=1))
             scored = load_evaluation_rows(lake, cfg, after)
             scored = scored[scored["impressed"]].reset_index(drop=True)
             for seed in args.seeds:
-                model = cfg.model.model_copy(update={"batch_size": batch, "seed": seed})
+                model = model_cfg.model_copy(update={"seed": seed})
                 run = cfg.model_copy(update={"model": model})
                 t0 = time.perf_counter()
                 outcome = train_ranker(ranker_tensors(table, run), run.features, model)
                 spent += time.perf_counter() - t0
+                epochs.append(len(outcome.history))
                 probs = predict_frame(outcome.calibrated, scored, run.features)
                 w = scored["weight"].to_numpy()
                 rows.append(
@@ -81,22 +95,22 @@ def main() -> None:
                         for h in heads
                     ]
                 )
-        aucs[batch], seconds[batch] = np.array(rows), spent
+        aucs[name] = np.array(rows)
+        summary[name] = [*aucs[name].mean(0).round(4), float(np.mean(epochs)), round(spent, 1)]
     table = pd.DataFrame(
-        {b: [*aucs[b].mean(0).round(4), round(seconds[b], 1)] for b in args.batches},
-        index=[*(f"auc {h}" for h in heads), "training seconds"],
+        summary, index=[*(f"auc {h}" for h in heads), "epochs", "training seconds"]
     ).T
-    print(table.rename_axis("batch").to_string())
-    base = args.batches[0]
-    print(f"\nminus batch {base}, paired by window and seed (mean [90% interval]):")
-    for b in args.batches[1:]:
-        d = aucs[b] - aucs[base]
+    print(table.rename_axis("arm").to_string())
+    base = names[0]
+    print(f"\nminus {base}, paired by window and seed (mean [90% interval]):")
+    for name in names[1:]:
+        d = aucs[name] - aucs[base]
         mean, half = d.mean(0), 1.645 * d.std(0, ddof=1) / np.sqrt(len(d))
         cells = [
             f"{h} {m:+.4f} [{m - e:+.4f}, {m + e:+.4f}]"
             for h, m, e in zip(heads, mean, half, strict=True)
         ]
-        print(f"batch {b}: " + "; ".join(cells))
+        print(f"{name}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":
