@@ -1,13 +1,13 @@
 """Model options against training time and next-day AUC, on the windows of a demo's lake.
 
 Run (after `make demo`, whose lake it reads): .venv/bin/python bench/bench_model_options.py
-     [--home .ranker] [--seeds 0 1] [--config balanced]
+     [--home .ranker] [--seeds 0 1] [--config balanced] [--window-days N]
      [--arm shipped] [--arm batch_size=512] [--arm early_stopping_patience=none,epochs=6] ...
 An arm is the shipped `model:` config with comma-separated `key=value` overrides (YAML values;
-`shipped` is none). Each arm trains on every window of the model's length whose next day is
-joined, once per seed, and is scored on that next day's impressed rows (rows it never trained
-on). Prints mean AUC per head, epochs and seconds of training per arm, and each arm minus the
-first, paired by window and seed (mean [90% interval]).
+`shipped` is none). Each arm trains on every window of the model's length (or --window-days)
+whose next day is joined, once per seed, and is scored on that next day's impressed rows (rows
+it never trained on). Prints mean AUC per head, epochs and seconds of training per arm, and
+each arm minus the first, paired by window and seed (mean [90% interval]).
 """
 
 from __future__ import annotations
@@ -63,14 +63,16 @@ def main() -> None:
     parser.add_argument("--arm", action="append", dest="arms")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--config", default="balanced")
+    parser.add_argument("--window-days", type=int, help="default: the model's window_days")
     args = parser.parse_args()
     cfg = load_config()
     names = args.arms or ["shipped", "early_stopping_patience=none"]
     arms = {name: arm(cfg.model, name) for name in names}
     lake = Lake(str(args.home / "lake"))
-    spans = windows(lake, args.config, cfg.model.window_days)
+    length = args.window_days or cfg.model.window_days
+    spans = windows(lake, args.config, length)
     heads = cfg.model.heads
-    print(f"{len(spans)} windows of {cfg.model.window_days} days x seeds {args.seeds}")
+    print(f"{len(spans)} windows of {length} days x seeds {args.seeds}")
     aucs: dict[str, np.ndarray] = {}
     summary: dict[str, list[float]] = {}
     for name, model_cfg in arms.items():

@@ -101,7 +101,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     cfg = load_config()
-    update = {"epochs": args.epochs, "device": args.device}
+    # Every epoch runs (no early stopping): examples/s counts rows x epochs.
+    update = {"epochs": args.epochs, "device": args.device, "early_stopping_patience": None}
     if args.batch_size:
         update["batch_size"] = args.batch_size
     model = cfg.model.model_copy(update=update)

@@ -143,7 +143,12 @@ class Lake:
 
     def files(self, table: str, days: Sequence[str] | None = None, **eq: str) -> list[str]:
         """URIs of the committed data files of `days` (all days when None)."""
-        dt = self.table(table)
+        return self._files(self.table(table), table, days, **eq)
+
+    def _files(
+        self, dt: DeltaTable, table: str, days: Sequence[str] | None, **eq: str
+    ) -> list[str]:
+        """The files of `days` in the snapshot `dt` (one snapshot for schema and files)."""
         _check_readable(dt, table)
         clauses = [_predicate(eq)] if eq else []
         if days is not None:
@@ -177,7 +182,7 @@ class Lake:
         """The committed files of `days` as an Arrow dataset (partition columns included)."""
         dt = self.table(table)
         schema = pa.schema(dt.schema().to_arrow())
-        files = self.files(table, days, **eq)
+        files = self._files(dt, table, days, **eq)
         parts = dt.metadata().partition_columns
         fs, base = _filesystem(self.uri(table))
         return pads.dataset(

@@ -41,7 +41,12 @@ def predict_frame(
     else:
         parts = []
         for start in range(0, len(frame), SEQUENCE_CHUNK_ROWS):
-            chunk = frame.iloc[start : start + SEQUENCE_CHUNK_ROWS]
+            # A serving request is one chunk: no copy (and the frame's column cache is kept).
+            chunk = (
+                frame
+                if len(frame) <= SEQUENCE_CHUNK_ROWS
+                else frame.iloc[start : start + SEQUENCE_CHUNK_ROWS]
+            )
             dense, cats = feature_arrays(chunk, spec, arch.hash_buckets)
             seq = sequence_data(chunk, spec.sequence, arch.sequence_length, arch.hash_buckets)
             rows = torch.arange(len(chunk))

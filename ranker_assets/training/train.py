@@ -100,8 +100,9 @@ class EarlyStopping:
     """Keeps the weights of the epoch with the best held-out score and says when `patience`
     epochs in a row have not beaten it (patience None: never stop, keep the last epoch).
 
-    The score is the task-weighted mean of the heads' AUCs that are defined (a head without
-    positives and negatives in the rows has none); with none defined, training runs to the end.
+    The score is minus the task-weighted mean of the heads' held-out log losses: a proper
+    score, smooth from the first steps on (an AUC on a small held-out set is noise until the
+    model has learnt something), and the quantity training minimizes.
     """
 
     def __init__(self, patience: int | None, task_weights: dict[str, float]) -> None:
@@ -112,12 +113,12 @@ class EarlyStopping:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.since_best = 0
 
-    def score(self, aucs: dict[str, float]) -> float:
-        defined = {h: a for h, a in aucs.items() if math.isfinite(a)}
-        weights = [self.task_weights.get(h, 1.0) for h in defined]
-        if not defined or sum(weights) <= 0:
+    def score(self, losses: dict[str, float]) -> float:
+        """Minus the task-weighted mean of the heads' losses (NaN when there are none)."""
+        weights = [self.task_weights.get(h, 1.0) for h in losses]
+        if not losses or sum(weights) <= 0:
             return math.nan
-        return sum(w * a for w, a in zip(weights, defined.values(), strict=True)) / sum(weights)
+        return -sum(w * v for w, v in zip(weights, losses.values(), strict=True)) / sum(weights)
 
     def stop_after(self, epoch: int, score: float, model: nn.Module) -> bool:
         """Record an epoch's score; True when training should stop."""
@@ -246,7 +247,8 @@ def train_ranker(
             loss_sum += per_head.detach().cpu().double() * len(idx)
         hold_logits = predict_logits(model, hold)
         aucs = _auc_per_head(heads, hold_logits, hold)
-        score = stopping.score(_auc_per_head(heads, hold_logits[fit_mask], fit))
+        fit_loss = _weighted_bce(hold_logits[fit_mask], fit.labels, fit.weights.unsqueeze(1))
+        score = stopping.score(dict(zip(heads, fit_loss.tolist(), strict=True)))
         history.append(
             {
                 "epoch": epoch,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -92,9 +93,9 @@ def test_a_feature_constant_in_training_cannot_produce_extreme_inputs_at_serving
 def test_early_stopping_keeps_the_best_epochs_weights_and_waits_out_its_patience() -> None:
     layer = torch.nn.Linear(2, 1)
     stopping = EarlyStopping(patience=2, task_weights={"click": 3.0})
-    # Task-weighted mean of the defined AUCs: (3 * 0.7 + 0.5) / 4; an undefined head is left out.
-    assert stopping.score({"click": 0.7, "repin": 0.5}) == (3 * 0.7 + 0.5) / 4
-    assert stopping.score({"click": float("nan"), "repin": 0.6}) == 0.6
+    # Minus the task-weighted mean of the heads' losses: higher is better.
+    assert stopping.score({"click": 0.2, "repin": 0.6}) == -(3 * 0.2 + 0.6) / 4
+    assert math.isnan(stopping.score({}))
     decisions = []
     for epoch, score in enumerate([0.60, 0.70, 0.65, 0.69, 0.80]):
         with torch.no_grad():
