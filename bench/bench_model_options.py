@@ -2,7 +2,7 @@
 
 Run (after `make demo`, whose lake it reads): .venv/bin/python bench/bench_model_options.py
      [--home .ranker] [--seeds 0 1] [--config balanced] [--window-days N]
-     [--arm shipped] [--arm batch_size=512] [--arm early_stopping_patience=none,epochs=6] ...
+     [--arm shipped] [--arm batch_size=512] [--arm early_stopping_patience=1,epochs=10] ...
 An arm is the shipped `model:` config with comma-separated `key=value` overrides (YAML values;
 `shipped` is none). Each arm trains on every window of the model's length (or --window-days)
 whose next day is joined, once per seed, and is scored on that next day's impressed rows (rows
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, help="default: the model's window_days")
     args = parser.parse_args()
     cfg = load_config()
-    names = args.arms or ["shipped", "early_stopping_patience=none"]
+    names = args.arms or ["shipped", "early_stopping_patience=1"]
     arms = {name: arm(cfg.model, name) for name in names}
     lake = Lake(str(args.home / "lake"))
     length = args.window_days or cfg.model.window_days

@@ -50,11 +50,11 @@ class ModelConfig(Strict):
     expert_units: tuple[int, ...] = (32,)
     tower_units: tuple[int, ...] = (16,)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    epochs: int = Field(6, ge=1)  # at most; early stopping may end training sooner
+    epochs: int = Field(6, ge=1)  # at most, with early stopping
     # Stop once the held-out log loss (task-weighted mean over heads, on the calibration half of
     # the held-out rows) has not improved for this many epochs, and keep the best epoch's
     # weights. None: train every epoch and keep the last.
-    early_stopping_patience: int | None = Field(1, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)  # off: see README
     batch_size: int = Field(1024, ge=1)
     learning_rate: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
