@@ -138,12 +138,13 @@ def candidate_tokens(table: Columns, spec: SequenceSpec, buckets: int) -> np.nda
 
 
 def request_keys(table: Columns) -> np.ndarray:
-    """Each row's request as an int64 code. The contract makes request ids unique within a
-    day only, so a window of several days (a table with a `ds` column) keys on (ds, request_id)."""
-    ids = pd.factorize(_numpy(table, "request_id"))[0].astype(np.int64)
+    """Each row's request as an int64 code, numbered in order of first appearance (0, 1, ...).
+    The contract makes request ids unique within a day only, so a window of several days (a
+    table with a `ds` column) keys on (ds, request_id)."""
+    ids = pd.factorize(_numpy(table, "request_id"), use_na_sentinel=False)[0].astype(np.int64)
     if "ds" not in (table.column_names if isinstance(table, pa.Table) else table.columns):
         return ids
-    days = pd.factorize(_numpy(table, "ds"))[0].astype(np.int64)
+    days = pd.factorize(_numpy(table, "ds"), use_na_sentinel=False)[0].astype(np.int64)
     return pd.factorize(days * (int(ids.max(initial=0)) + 1) + ids)[0].astype(np.int64)
 
 
@@ -151,7 +152,10 @@ def _first_rows(table: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Per distinct request: the first row that carries its action lists (the request's first
     row when none does), and each row's request index. A request's lists may sit on one of its
     rows only: that is how the pyfunc takes them (see serving.pyfunc_input)."""
-    _, first, request_index = np.unique(request_keys(table), return_index=True, return_inverse=True)
+    request_index = request_keys(table)
+    # Codes are numbered by first appearance: a request's first row is where the running
+    # maximum of the codes steps up (no sort).
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(request_index), prepend=-1) > 0)
     lists = table[SEQUENCE_ITEM]
     present = (
         ~lists.is_null().to_numpy(zero_copy_only=False)
