@@ -4,6 +4,7 @@ the verdict, and a challenger that costs more shows in the interleaved ratio."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
@@ -83,3 +84,13 @@ def test_two_cpu_bound_processes_do_not_move_the_verdict(
     assert ratio is not None and 0.5 <= ratio <= 2.0
     # An absolute bound that a busy host breaks in wall time but not in CPU time.
     assert timed["challenger"].cpu_p99 <= 3 * quiet_cpu_p99 + 1.0, (timed, quiet_cpu_p99)
+
+
+def test_garbage_collection_is_paused_while_timing_and_restored_after() -> None:
+    """A collection's pause is the size of the process's heap, not the model's cost: a test
+    session's heap once made one call cost 392 ms of CPU and failed a clean ranker."""
+    enabled: list[bool] = []
+    timed, _ = measure({"model": lambda: enabled.append(gc.isenabled())}, requests=12, warmup=3)
+    assert not any(enabled[-12:])  # the timed calls
+    assert gc.isenabled()
+    assert timed["model"].cpu_p99 >= 0
