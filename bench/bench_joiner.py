@@ -3,7 +3,8 @@
 Run: .venv/bin/python bench/bench_joiner.py [--requests 100000]
 Simulates the same two days twice (same seed, same traffic), once logged the hybrid way and once
 logging every served candidate (`full`), ingests both through the contract into Delta, and joins
-day 1 with Spark. Prints one table; the full-logging row is the reference on the same run.
+day 1 with Spark ("ingest e+q": the events of both days and the sequence log of day 1). Prints
+one table; the full-logging row is the reference on the same run.
 A single-process reference of the same join (DuckDB SQL over the same Delta files, writing
 parquet) runs on each arm too: rows/s of both, their ratio, and a check that both produce the
 same rows and positives.
@@ -26,7 +27,7 @@ from ranker_assets.infra.lake import Lake
 from ranker_assets.infra.spark_session import get_spark
 from ranker_assets.joining.joiner import join_day, run_joiner
 from ranker_assets.logs.ingestion import ingest_day
-from ranker_assets.logs.screening import event_log_spec, feature_log_spec
+from ranker_assets.logs.screening import event_log_spec, feature_log_spec, sequence_log_spec
 from ranker_assets.logs.simulated import simulate_to_landing
 
 
@@ -67,20 +68,22 @@ def duckdb_join(
 
 
 def plan_summary(spark: SparkSession, lake: Lake, days: list[str], cfg: RankerConfig) -> str:
-    """Scans and shuffles in the physical plans of the Joiner's two Spark jobs (the examples
-    it writes, the orphans it counts): what one more pass over the data would show up as."""
+    """Scans, shuffles and the join strategy in the physical plan of the Joiner's one Spark
+    job (examples and orphan counts together): what one more pass would show up as."""
     features = lake.spark_read(spark, "feature_log", days[:1])
     events = lake.spark_read(spark, "event_log", days)
-    examples, orphans = join_day(
-        features, events, days[0], cfg.features, cfg.joiner, cfg.vocabulary
+    rows = lake.rows("event_log", days)
+    broadcast = rows is not None and rows <= cfg.joiner.broadcast_events_rows
+    day = join_day(features, events, days[0], cfg.features, cfg.joiner, cfg.vocabulary, broadcast)
+    lines = day.examples._jdf.queryExecution().executedPlan().toString().splitlines()
+    scans = sum("Scan parquet" in line for line in lines)
+    exchanges = sum("Exchange" in line and "BroadcastExchange" not in line for line in lines)
+    strategy = "broadcast" if broadcast else "sort-merge"
+    return (
+        f"Joiner plan: one job, {scans} parquet scans, {exchanges} shuffle exchange(s), "
+        f"{strategy} join ({rows:,} event rows; joiner.broadcast_events_rows "
+        f"{cfg.joiner.broadcast_events_rows:,})"
     )
-    out = []
-    for name, df in (("examples", examples), ("orphans", orphans)):
-        plan = df._jdf.queryExecution().executedPlan().toString()
-        scans = sum("Scan parquet" in line for line in plan.splitlines())
-        exchanges = sum("Exchange" in line for line in plan.splitlines())
-        out.append(f"{name}: {scans} parquet scans, {exchanges} exchanges")
-    return "Joiner plans: " + "; ".join(out)
 
 
 def main() -> None:
@@ -112,6 +115,12 @@ def main() -> None:
                 for ds in days:
                     e = ingest_day(root / "landing", event_log_spec(), ds)
                     lake.replace_partition("event_log", e.valid, {"ds": ds})
+            if cfg.features.sequence:  # the Joiner counts rows whose request has none
+                with memory.stage(f"{mode}: ingest the sequence log"):
+                    q = ingest_day(
+                        root / "landing", sequence_log_spec(cfg.features.sequence), days[0]
+                    )
+                    lake.replace_partition("sequence_log", q.valid, {"ds": days[0]})
             t2 = time.perf_counter()
             with memory.stage(f"{mode}: Spark Joiner"):
                 _, stats = run_joiner(spark, lake, days[0], cfg.features, cfg.joiner)
@@ -143,7 +152,7 @@ def main() -> None:
         "landed MB",
         "lake MB",
         "ingest f s",
-        "ingest e s",
+        "ingest e+q",
         "joined",
         "join s",
         "join rows/s",

@@ -23,6 +23,10 @@ class JoinerConfig(Strict):
     maturity_hours: float = Field(24.0, gt=0.0, le=48.0)
     orphan_error_share: float = Field(0.01, ge=0.0, le=1.0)
     labels_final_hours: float | None = Field(None, gt=0.0)
+    # Label days with at most this many event rows are summarized per key and broadcast to the
+    # feature log's tasks, so the wide feature rows are never shuffled; a summary row costs
+    # about 100 bytes of driver and executor memory. Larger days shuffle both sides; 0: always.
+    broadcast_events_rows: int = Field(5_000_000, ge=0)
 
 
 class SparkConfig(Strict):
@@ -40,6 +44,9 @@ class SparkConfig(Strict):
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
             "spark.sql.shuffle.partitions": "4",
+            # Scan splits of 32 MB: a day's few ~100 MB files become enough tasks to keep every
+            # core busy to the end (3 splits on 2 cores leave one idle for a third of the scan).
+            "spark.sql.files.maxPartitionBytes": "32m",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.sql.sources.partitionColumnTypeInference.enabled": "false",

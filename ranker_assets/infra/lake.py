@@ -212,6 +212,16 @@ class Lake:
         actions = self._partition_actions(table, partitions)
         return int(pc.sum(actions["size_bytes"]).as_py() or 0)
 
+    def rows(self, table: str, days: Sequence[str]) -> int | None:
+        """Rows of `days` from the Delta log's file statistics (no data read); None when a
+        file has no row count (written by a tool that records no statistics)."""
+        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        actions = actions.filter(pc.is_in(actions[f"partition.{PARTITION}"], pa.array(days)))
+        counts = actions["num_records"]
+        if counts.null_count:
+            return None
+        return int(pc.sum(counts).as_py() or 0)
+
     def partition_fingerprint(self, table: str, **partitions: str) -> str:
         """Identity of a partition's content: a rewrite commits new file names, so it changes."""
         actions = self._partition_actions(table, partitions)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from ranker_assets.config import (
@@ -98,6 +98,16 @@ def label_days(
     return None
 
 
+@dataclass(frozen=True)
+class DayJoin:
+    """One day's join as a single Spark job: the examples to write, and the counts Spark
+    observes while writing them (filled in by the write: no second pass, no recount)."""
+
+    examples: DataFrame
+    engaged: Observation  # events side: engaged keys whose impression was on the day
+    written: Observation  # examples side: how many of those keys have a feature row
+
+
 def join_day(
     features: DataFrame,
     events: DataFrame,
@@ -105,9 +115,12 @@ def join_day(
     spec: FeatureSpec,
     cfg: JoinerConfig,
     vocab: Vocabulary,
-) -> tuple[DataFrame, DataFrame]:
-    """Return (training examples of `ds`, engaged keys of `ds` that have no feature row).
+    broadcast_events: bool = False,
+) -> DayJoin:
+    """Training examples of `ds`: the day's feature rows, each with its labels.
 
+    With `broadcast_events` the events' per-key summary is sent whole to every feature-log task
+    and the wide feature rows are never shuffled; without it both sides are shuffled by key.
     A request's recent actions are not copied onto its examples: readers take them from
     `sequence_log` by request_id (training.data.attach_sequences)."""
     labels_ = vocab.label_events
@@ -118,22 +131,32 @@ def join_day(
     # each label. An engagement counts when it is within the maturity window, and the first
     # one is within it exactly when any is, so the first of each type is all a label needs.
     is_impression = F.col("event_type") == vocab.impression_event
+    engaged_on_day = F.lit(False)
+    for lab in labels_:
+        engaged_on_day = engaged_on_day | F.col(f"_{lab}").isNotNull()
+    engaged_on_day = engaged_on_day & F.coalesce(F.col("_impression_ds") == ds, F.lit(False))
+    engaged = Observation("engaged")
     per_key = (
         events.where(F.col("event_type").isin([vocab.impression_event, *labels_]))
         .groupBy(*KEY)
         .agg(
             F.min(F.when(is_impression, F.col("timestamp"))).alias("impression_ts"),
-            F.min(F.when(is_impression, F.col("ds"))).alias("impression_ds"),
+            F.min(F.when(is_impression, F.col("ds"))).alias("_impression_ds"),
             *[
                 F.min(F.when(F.col("event_type") == lab, F.col("timestamp"))).alias(f"_{lab}")
                 for lab in labels_
             ],
         )
+        .withColumn("_engaged_on_day", engaged_on_day)
+        .drop("_impression_ds")
+        .observe(engaged, F.count(F.when(F.col("_engaged_on_day"), 1)).alias("keys"))
     )
     deadline = F.coalesce("impression_ts", "request_ts") + F.expr(
         f"make_dt_interval(0, 0, 0, {cfg.maturity_hours * 3600:.6f})"
     )
-    examples = feats.join(per_key, KEY, "left").select(
+    # The strategy is the config's call, not Spark's size estimate of a compressed scan.
+    joined = feats.join(per_key.hint("broadcast" if broadcast_events else "merge"), KEY, "left")
+    examples = joined.select(
         *KEY,
         *context,
         "impression_ts",
@@ -145,13 +168,14 @@ def join_day(
             for lab in labels_
         ],
         F.lit(ds).alias("ds"),
+        "_engaged_on_day",
     )
-    engaged = F.lit(False)
-    for lab in labels_:
-        engaged = engaged | F.col(f"_{lab}").isNotNull()
-    engaged_today = per_key.where(engaged & (F.col("impression_ds") == ds)).select(*KEY)
-    orphans = engaged_today.join(feats.select(*KEY), KEY, "left_anti")
-    return examples, orphans
+    written = Observation("written")
+    # A left join on the feature log's unique keys matches each engaged key at most once.
+    examples = examples.observe(
+        written, F.count(F.when(F.col("_engaged_on_day"), 1)).alias("engaged_with_features")
+    ).drop("_engaged_on_day")
+    return DayJoin(examples, engaged, written)
 
 
 def run_joiner(
@@ -189,12 +213,13 @@ def run_joiner(
     features = lake.spark_read(spark, "feature_log", [ds])
     events = lake.spark_read(spark, "event_log", days)
     vocab = vocab or Vocabulary()
-    examples, orphans = join_day(features, events, ds, spec, cfg, vocab)
-    version, rows = lake.spark_replace_day(examples, "training_examples", ds)
-    # Statistics come from what was written (Arrow batches of a few columns: memory stays that
-    # of a batch), not from a second Spark pass: the join is computed once. A left join on the
-    # feature log's unique (request, pin) keeps its rows one for one, so the feature rows are
-    # the written rows.
+    event_rows = lake.rows("event_log", days)
+    broadcast = event_rows is not None and event_rows <= cfg.broadcast_events_rows
+    day = join_day(features, events, ds, spec, cfg, vocab, broadcast)
+    version, rows = lake.spark_replace_day(day.examples, "training_examples", ds)
+    # The orphans were counted by Spark during the write; the rest comes from what was written
+    # (Arrow batches of a few columns: memory stays that of a batch), not from a second pass.
+    orphans = day.engaged.get["keys"] - day.written.get["engaged_with_features"]
     no_impression, no_sequence, positives = 0, 0, dict.fromkeys(vocab.label_events, 0)
     logged = (
         lake.read("sequence_log", [ds], columns=["request_id"])["request_id"].combine_chunks()
@@ -214,7 +239,7 @@ def run_joiner(
         feature_rows=rows,
         joined_rows=rows,
         features_without_impression=no_impression,
-        engaged_without_features=orphans.count(),
+        engaged_without_features=orphans,
         positives=positives,
         labels_from=labels_from,
         rows_without_sequence=no_sequence if spec.sequence else None,

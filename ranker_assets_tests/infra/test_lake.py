@@ -33,6 +33,10 @@ def test_replace_partition_is_one_commit_and_leaves_other_days(tmp_path: Path) -
     with pytest.raises(ValueError, match="rows outside ds=2026-11-03"):
         lake.replace_partition("t", _day("2026-11-01", 1), {"ds": "2026-11-03"})
     assert lake.partition_bytes("t", ds="2026-11-02") > 0
+    # Row counts from the log's statistics: the replaced day counts its new rows only.
+    assert lake.rows("t", ["2026-11-01"]) == 2
+    assert lake.rows("t", ["2026-11-01", "2026-11-02"]) == 6
+    assert lake.rows("t", ["2026-11-09"]) == 0
 
 
 @pytest.mark.spark
@@ -65,6 +69,7 @@ def test_spark_write_commits_through_delta_rs_and_a_second_reader_agrees(
     back = lake.spark_read(spark, "t", ["2026-11-02"])
     assert back.count() == 70 and dict(back.dtypes)["ds"] == "string"
     assert lake.read("t", ["2026-11-01"]).column("y").to_pylist() == [1] * 30
+    assert lake.rows("t", ["2026-11-01", "2026-11-02"]) == 100  # Spark-written files count too
 
 
 @pytest.mark.spark

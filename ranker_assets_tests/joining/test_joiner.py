@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ranker_assets.config import FeatureSpec, JoinerConfig, SequenceSpec
+from ranker_assets.config import FeatureSpec, JoinerConfig, SequenceSpec, Vocabulary
 from ranker_assets.infra.lake import Lake
-from ranker_assets.joining.joiner import LabelsNotReadyError, run_joiner
+from ranker_assets.joining.joiner import LabelsNotReadyError, join_day, run_joiner
 from ranker_assets.training.data import attach_sequences
 
 pytestmark = pytest.mark.spark
@@ -130,8 +130,25 @@ def lake(tmp_path: Path) -> Lake:
     return lake
 
 
-def test_join_labels_weights_propensities_and_orphans(lake: Lake, spark) -> None:
-    version, stats = run_joiner(spark, lake, D, SPEC, JoinerConfig(maturity_hours=24))
+@pytest.mark.parametrize("broadcast_events_rows", [0, 1_000], ids=["shuffled", "broadcast"])
+def test_join_labels_weights_propensities_and_orphans(
+    lake: Lake, spark, broadcast_events_rows: int
+) -> None:
+    """Both join strategies give the same rows and the same counts, observed in one pass."""
+    cfg = JoinerConfig(maturity_hours=24, broadcast_events_rows=broadcast_events_rows)
+    day = join_day(
+        lake.spark_read(spark, "feature_log", [D]),
+        lake.spark_read(spark, "event_log", [D, D1]),
+        D,
+        SPEC,
+        cfg,
+        Vocabulary(),
+        broadcast_events=broadcast_events_rows > 0,
+    )
+    plan = day.examples._jdf.queryExecution().executedPlan().toString()
+    assert ("BroadcastHashJoin" in plan) == (broadcast_events_rows > 0), plan
+    assert ("SortMergeJoin" in plan) == (broadcast_events_rows == 0), plan
+    version, stats = run_joiner(spark, lake, D, SPEC, cfg)
     rows = {r["pin_id"]: r for r in lake.read("training_examples", [D]).to_pylist()}
     labels = ("closeup", "click", "repin", "long_click", "hide")
     got = {pin: tuple(r[lab] for lab in labels) for pin, r in rows.items()}
@@ -152,7 +169,7 @@ def test_join_labels_weights_propensities_and_orphans(lake: Lake, spark) -> None
     assert stats.engaged_without_features == 1  # pin 300
     assert stats.positives == {"closeup": 0, "click": 1, "repin": 1, "long_click": 1, "hide": 1}
     # A longer maturity window picks up the late closeup; re-running replaces the day.
-    run_joiner(spark, lake, D, SPEC, JoinerConfig(maturity_hours=25))
+    run_joiner(spark, lake, D, SPEC, cfg.model_copy(update={"maturity_hours": 25}))
     again = {r["pin_id"]: r["closeup"] for r in lake.read("training_examples", [D]).to_pylist()}
     assert again[101] == 1 and len(again) == 6
     assert lake.table("training_examples").version() == version + 1
