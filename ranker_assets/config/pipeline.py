@@ -65,6 +65,10 @@ class SamplingSettings(Strict):
     configs_dir: str = "configs/sampling"
     default: str = "balanced"
     max_ratio_change: float = Field(3.0, gt=1.0)
+    # Caps are applied without shuffling the rows when the groups that can pass a cap (rows /
+    # cap: at most that many hold more than `cap` rows) number at most this: each such group's
+    # threshold (~40 bytes) is sent to every task. Larger days rank rows by a window; 0: always.
+    broadcast_cap_groups: int = Field(5_000_000, ge=0)
 
     @property
     def configs_path(self) -> Path:

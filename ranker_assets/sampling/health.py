@@ -88,7 +88,7 @@ def _summary(
         shown = (
             batch["impressed"]
             if "impressed" in batch.schema.names
-            else pa.array([True] * batch.num_rows)
+            else pa.array([True] * batch.num_rows, pa.bool_())  # typed even when empty
         )
         weight = pc.if_else(shown, batch["weight"].cast(pa.float64()), 0.0)
         out["rows"] += batch.num_rows

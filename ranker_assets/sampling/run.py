@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from ranker_assets.config import ModelConfig, Vocabulary
+from ranker_assets.config import ModelConfig, SamplingSettings, Vocabulary
 from ranker_assets.config.sampling import SamplingConfig
 from ranker_assets.infra.lake import Lake
 from ranker_assets.sampling.health import DatasetHealth, dataset_health, health_problems
@@ -48,6 +48,7 @@ def run_sampler(
     max_ratio_change: float,
     heads: tuple[str, ...] = CLOSEUP_HEADS,
     vocab: Vocabulary | None = None,
+    broadcast_cap_groups: int = SamplingSettings().broadcast_cap_groups,
 ) -> SampleOutcome:
     """Sample `ds` with `cfg`, unless the same config already sampled the same upstream data.
 
@@ -71,7 +72,12 @@ def run_sampler(
         health = DatasetHealth.from_row(record)
     else:
         df_in = lake.spark_read(spark(), "training_examples", [ds])
-        sampled, neg_rate = sample_day(df_in, cfg, vocab.label_events, vocab.randomized_policy)
+        rows = lake.rows("training_examples", [ds])
+        caps = [c for c in (cfg.max_per_request, cfg.max_per_user) if c is not None]
+        broadcast = rows is not None and all(rows // c <= broadcast_cap_groups for c in caps)
+        sampled, neg_rate = sample_day(
+            df_in, cfg, vocab.label_events, vocab.randomized_policy, broadcast
+        )
         lake.spark_replace_partition(
             sampled.withColumn("config", F.lit(cfg.name)),
             SAMPLED_TABLE,

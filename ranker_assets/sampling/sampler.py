@@ -77,29 +77,57 @@ def negative_rate(
     return min(1.0, max(target.min_rate, (p / target.positive_ratio - k) / b))
 
 
-def _cap(df: DataFrame, group: str, cap: int | None, seed: int) -> DataFrame:
-    """Keep at most `cap` rows per group (a hashed random subset) and up-weight the survivors.
+def _draw(seed: int, group: str) -> Column:
+    """A row's place in its group's random order: the `cap` lowest draws survive a cap."""
+    return F.struct(uniform(seed, f"cap_{group}").alias("u"), F.col("pin_id").alias("pin"))
 
-    Survivors of a group of n > cap rows are a uniform subset, each kept with chance cap / n,
-    so their weight is multiplied by n / cap.
-    """
+
+def _upweighted(cap: int, capped: Column) -> Column:
+    """Survivors of a group of n > cap rows are a uniform subset, each kept with chance
+    cap / n, so their weight is multiplied by n / cap."""
+    return F.when(capped & (F.col("_n") > cap), F.col("weight") * F.col("_n") / F.lit(cap))
+
+
+def _cap_by_window(df: DataFrame, group: str, cap: int | None, seed: int) -> DataFrame:
+    """Keep at most `cap` rows per group (a hashed random subset), ranking the rows by a
+    window: every row is shuffled by group."""
     if cap is None:
         return df
-    u = f"_u_cap_{group}"
-    ranked = (
-        df.withColumn(u, uniform(seed, f"cap_{group}"))
-        .withColumn("_rank", F.row_number().over(Window.partitionBy(group).orderBy(u, "pin_id")))
-        .withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(group)))
-    )
+    draw = _draw(seed, group)
     return (
-        ranked.where(F.col("_rank") <= cap)
-        .withColumn(
-            "weight",
-            F.when(F.col("_n") > cap, F.col("weight") * F.col("_n") / F.lit(cap)).otherwise(
-                F.col("weight")
-            ),
-        )
-        .drop(u, "_rank", "_n")
+        df.withColumn("_rank", F.row_number().over(Window.partitionBy(group).orderBy(draw)))
+        .withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(group)))
+        .where(F.col("_rank") <= cap)
+        .withColumn("weight", F.coalesce(_upweighted(cap, F.lit(True)), F.col("weight")))
+        .select(*df.columns)
+    )
+
+
+def _cap_by_threshold(
+    df: DataFrame, group: str, cap: int | None, seed: int, counted: Column
+) -> DataFrame:
+    """The same cap without moving the rows: each group over its cap gets its cap-th lowest
+    draw from an aggregate of two columns, broadcast to every task, and rows are filtered
+    where they are. Only `counted` rows count against the cap and are cut by it; the others
+    pass (and rows where `counted` is null are dropped, as the window path drops them)."""
+    if cap is None:
+        return df
+    draw = _draw(seed, group)
+    over = (
+        df.where(counted)
+        .select(F.col(group).alias("_g"), draw.alias("_d"))
+        .groupBy("_g")
+        .agg(F.count(F.lit(1)).alias("_n"), F.sort_array(F.collect_list("_d")).alias("_ds"))
+        .where(F.col("_n") > cap)
+        .select("_g", "_n", F.element_at("_ds", cap).alias("_last"))
+    )
+    # Null-safe, as a window's partition: rows without a group are one group there too.
+    joined = df.join(F.broadcast(over), df[group].eqNullSafe(over["_g"]), "left")
+    kept = F.when(counted, F.col("_last").isNull() | (draw <= F.col("_last"))).otherwise(~counted)
+    return (
+        joined.where(kept)
+        .withColumn("weight", F.coalesce(_upweighted(cap, counted), F.col("weight")))
+        .select(*df.columns)
     )
 
 
@@ -119,11 +147,13 @@ def sample_day(
     cfg: SamplingConfig,
     labels: tuple[str, ...] = CLOSEUP.label_events,
     randomized: str = CLOSEUP.randomized_policy,
+    broadcast_caps: bool = False,
 ) -> tuple[DataFrame, float]:
     """Sample one day of training examples; returns (sampled rows, the negative keep rate).
 
     `labels` are the ranker's label events and `randomized` its randomized policy's name.
     Adds `keep_prob` and rescales `weight`; the columns are otherwise those of the input.
+    `broadcast_caps` applies the caps without shuffling the rows (`_cap_by_threshold`).
     """
     neg = negative_rate(df, cfg, labels, randomized)
     protected = _protected_rate(cfg, labels)
@@ -146,8 +176,14 @@ def sample_day(
         .drop("_u")
     )
     # Caps bound what trains: only trainable rows count against (and are cut by) them.
-    train, rest = sampled.where(trainable(sampled)), sampled.where(~trainable(sampled))
-    train = _cap(train, "request_id", cfg.max_per_request, cfg.seed)
-    train = _cap(train, "user_id", cfg.max_per_user, cfg.seed)
-    sampled = train.select(*columns, "keep_prob").unionByName(rest.select(*columns, "keep_prob"))
+    caps = (("request_id", cfg.max_per_request), ("user_id", cfg.max_per_user))
+    if broadcast_caps:
+        for group, cap in caps:
+            sampled = _cap_by_threshold(sampled, group, cap, cfg.seed, trainable(sampled))
+    else:
+        train, rest = sampled.where(trainable(sampled)), sampled.where(~trainable(sampled))
+        for group, cap in caps:
+            train = _cap_by_window(train, group, cap, cfg.seed)
+        sampled = train.unionByName(rest)
+    sampled = sampled.select(*columns, "keep_prob")
     return sampled.withColumn("weight", F.col("weight").cast("float")), neg

@@ -112,9 +112,11 @@ def test_keep_rates_follow_the_config(examples) -> None:
     assert np.allclose(both["weight"] * both["keep_prob"], both["weight_full"], rtol=1e-6)
 
 
-def test_caps_are_honoured_exactly_and_weights_stay_unbiased(examples) -> None:
+@pytest.mark.parametrize("broadcast_caps", [False, True], ids=["window", "broadcast"])
+def test_caps_are_honoured_exactly_and_weights_stay_unbiased(examples, broadcast_caps) -> None:
     cfg = SamplingConfig(name="t", seed=5, negative_keep=0.5, max_per_request=6, max_per_user=150)
-    full, sampled = _pd(examples), _pd(sample_day(examples, cfg)[0])
+    full = _pd(examples)
+    sampled = _pd(sample_day(examples, cfg, broadcast_caps=broadcast_caps)[0])
     assert sampled.groupby("request_id").size().max() == 6
     assert sampled.groupby("user_id").size().max() == 150
     # Weighted label rates of the sample match the full data's (the model stays calibrated).
@@ -122,6 +124,23 @@ def test_caps_are_honoured_exactly_and_weights_stay_unbiased(examples) -> None:
     # Randomized rows are never downsampled by rate with keep_all (only by the hard caps).
     rand = sampled[sampled["policy"] == "randomized"]
     assert (rand["keep_prob"] == 1.0).all() and len(rand) > 0
+
+
+@pytest.mark.parametrize("logging", ["shown only", "full"])
+def test_both_ways_of_capping_keep_the_same_rows_with_the_same_weights(examples, logging) -> None:
+    """The broadcast thresholds keep exactly the rows the window ranks first (never-shown rows
+    pass both untouched), and the window path shuffles the rows where the other does not."""
+    cfg = SamplingConfig(name="t", seed=3, negative_keep=0.6, max_per_request=5, max_per_user=120)
+    day = _fully_logged(examples) if logging == "full" else examples
+    got = {}
+    for broadcast in (False, True):
+        sampled = sample_day(day, cfg, broadcast_caps=broadcast)[0]
+        plan = sampled._jdf.queryExecution().executedPlan().toString()
+        assert ("Window" in plan) != broadcast and ("BroadcastHashJoin" in plan) == broadcast
+        rows = sampled.select("request_id", "pin_id", "weight").collect()
+        got[broadcast] = sorted((r[0], r[1], round(r[2], 4)) for r in rows)
+    assert got[False] == got[True]
+    assert len({w for *_, w in got[True]}) > 2  # some weights were raised by a cap
 
 
 def test_weighted_label_means_match_without_caps(examples) -> None:
@@ -160,12 +179,10 @@ def test_a_target_positive_ratio_sets_the_negative_rate(examples) -> None:
     assert df["repin"].mean() == pytest.approx(0.3, abs=0.01)
 
 
-def test_only_rows_that_can_train_are_sampled_capped_and_targeted(examples) -> None:
-    """Full logging also logs never-shown production candidates: they cannot train, so they are
-    not sampled, and neither caps nor the positive-ratio target count them; a randomized
-    request's never-shown rows stay whole for replay."""
+def _fully_logged(examples: DataFrame) -> DataFrame:
+    """The examples as full logging has them: 8 of each request's 20 candidates shown."""
     shown = F.col("pin_id") % 20 < 8
-    logged = examples.withColumn("impressed", shown).select(
+    return examples.withColumn("impressed", shown).select(
         *[
             F.when(shown, F.col(c)).otherwise(F.lit(0).cast("tinyint")).alias(c)
             if c in LABELS
@@ -174,11 +191,19 @@ def test_only_rows_that_can_train_are_sampled_capped_and_targeted(examples) -> N
         ],
         "impressed",
     )
+
+
+@pytest.mark.parametrize("broadcast_caps", [False, True], ids=["window", "broadcast"])
+def test_only_rows_that_can_train_are_sampled_capped_and_targeted(examples, broadcast_caps) -> None:
+    """Full logging also logs never-shown production candidates: they cannot train, so they are
+    not sampled, and neither caps nor the positive-ratio target count them; a randomized
+    request's never-shown rows stay whole for replay."""
+    logged = _fully_logged(examples)
     target = NegativeTarget(head="repin", positive_ratio=0.3)
     cfg = SamplingConfig(
         name="t", seed=1, label_keep={"repin": 1.0}, negative_keep=target, max_per_request=5
     )
-    sampled, _ = sample_day(logged, cfg)
+    sampled, _ = sample_day(logged, cfg, broadcast_caps=broadcast_caps)
     df, full = _pd(sampled), _pd(logged)
     prod, rand = df[df["policy"] == "production"], df[df["policy"] == "randomized"]
     assert prod["impressed"].all()  # never-shown production rows are not sampled

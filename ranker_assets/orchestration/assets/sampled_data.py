@@ -96,6 +96,7 @@ def build_sampled_data_assets(
             cfg.sampling.max_ratio_change,
             cfg.model.heads,
             cfg.vocabulary,
+            cfg.sampling.broadcast_cap_groups,
         )
         h = outcome.health
         return dg.MaterializeResult(
