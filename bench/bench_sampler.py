@@ -138,8 +138,11 @@ def main() -> None:
         built = time.perf_counter() - t
         print(f"built {args.rows:,} synthetic rows in {built:.1f}s; config {cfg.name!r}")
         files = lake.files("training_examples", [DS])
-        # Warm up the JVM on a small slice so the timing is the sampler, not Spark's start.
-        sample_day(lake.spark_read(spark, "training_examples", [DS]).limit(10_000), cfg)[0].count()
+        # Warm up the JVM on a small slice so the timing is the sampler, not Spark's start
+        # (both ways of capping: the run takes one of them, by the day's size).
+        head = lake.spark_read(spark, "training_examples", [DS]).limit(10_000)
+        for broadcast in (False, True):
+            sample_day(head, cfg, broadcast_caps=broadcast)[0].count()
 
         t = time.perf_counter()
         with memory.stage("Spark sampler"):
