@@ -25,7 +25,7 @@ from stage_memory import StageMemory
 from ranker_assets.config import RankerConfig, load_config
 from ranker_assets.infra.lake import Lake
 from ranker_assets.infra.spark_session import get_spark
-from ranker_assets.joining.joiner import join_day, run_joiner
+from ranker_assets.joining.joiner import broadcasts_events, join_day, run_joiner
 from ranker_assets.logs.ingestion import ingest_day
 from ranker_assets.logs.screening import event_log_spec, feature_log_spec, sequence_log_spec
 from ranker_assets.logs.simulated import simulate_to_landing
@@ -72,8 +72,7 @@ def plan_summary(spark: SparkSession, lake: Lake, days: list[str], cfg: RankerCo
     job (examples and orphan counts together): what one more pass would show up as."""
     features = lake.spark_read(spark, "feature_log", days[:1])
     events = lake.spark_read(spark, "event_log", days)
-    rows = lake.rows("event_log", days)
-    broadcast = rows is not None and rows <= cfg.joiner.broadcast_events_rows
+    broadcast = broadcasts_events(lake, days, cfg.joiner)
     day = join_day(features, events, days[0], cfg.features, cfg.joiner, cfg.vocabulary, broadcast)
     lines = day.examples._jdf.queryExecution().executedPlan().toString().splitlines()
     scans = sum("Scan parquet" in line for line in lines)
@@ -81,8 +80,8 @@ def plan_summary(spark: SparkSession, lake: Lake, days: list[str], cfg: RankerCo
     strategy = "broadcast" if broadcast else "sort-merge"
     return (
         f"Joiner plan: one job, {scans} parquet scans, {exchanges} shuffle exchange(s), "
-        f"{strategy} join ({rows:,} event rows; joiner.broadcast_events_rows "
-        f"{cfg.joiner.broadcast_events_rows:,})"
+        f"{strategy} join ({lake.rows('event_log', days):,} event rows; "
+        f"joiner.broadcast_events_rows {cfg.joiner.broadcast_events_rows:,})"
     )
 
 

@@ -98,8 +98,7 @@ class Lake:
 
     def row_count(self, table: str) -> int:
         """Rows in the table's current version, from the Delta log's file statistics."""
-        actions = pa.table(self.table(table).get_add_actions(flatten=True))
-        return int(pc.sum(actions["num_records"]).as_py() or 0)
+        return int(pc.sum(self._add_actions(table)["num_records"]).as_py() or 0)
 
     def replace_partition(self, table: str, data: pa.Table, partitions: dict[str, str]) -> int:
         """Replace one partition (e.g. a day) with `data` in a single commit; returns the version.
@@ -200,9 +199,13 @@ class Lake:
         """Whether `table` exists and has committed files for day `ds` (and the `eq` partitions)."""
         return self.exists(table) and bool(self.files(table, [ds], **eq))
 
+    def _add_actions(self, table: str) -> pa.Table:
+        """The log's add actions (path, size, row count, partition values) of every file."""
+        return pa.table(self.table(table).get_add_actions(flatten=True))
+
     def _partition_actions(self, table: str, partitions: dict[str, str]) -> pa.Table:
-        """The log's add actions (path, size, ...) of the files in one partition."""
-        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        """The log's add actions of the files in one partition."""
+        actions = self._add_actions(table)
         for key, value in partitions.items():
             actions = actions.filter(pc.equal(actions[f"partition.{key}"], value))
         return actions
@@ -213,9 +216,10 @@ class Lake:
         return int(pc.sum(actions["size_bytes"]).as_py() or 0)
 
     def rows(self, table: str, days: Sequence[str]) -> int | None:
-        """Rows of `days` from the Delta log's file statistics (no data read); None when a
-        file has no row count (written by a tool that records no statistics)."""
-        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        """Rows of `days` from the Delta log's file statistics (no data read); unlike
+        `row_count`, None when a file has no row count (written by a tool that records no
+        statistics), for decisions that an undercount would get wrong."""
+        actions = self._add_actions(table)
         actions = actions.filter(pc.is_in(actions[f"partition.{PARTITION}"], pa.array(days)))
         counts = actions["num_records"]
         if counts.null_count:
@@ -319,7 +323,7 @@ class Lake:
             return []
         referenced = set()
         if self.exists(table):
-            paths = pa.table(self.table(table).get_add_actions(flatten=True))["path"].to_pylist()
+            paths = self._add_actions(table)["path"].to_pylist()
             referenced = {p.split("/")[-2] for p in paths if p.startswith(folder + "/")}
         removed = []
         for info in fs.get_file_info(pafs.FileSelector(root)):

@@ -108,6 +108,12 @@ class DayJoin:
     written: Observation  # examples side: how many of those keys have a feature row
 
 
+def broadcasts_events(lake: Lake, days: list[str], cfg: JoinerConfig) -> bool:
+    """Whether the events of `days` are few enough to broadcast (Delta log statistics)."""
+    rows = lake.rows("event_log", days)
+    return rows is not None and rows <= cfg.broadcast_events_rows
+
+
 def join_day(
     features: DataFrame,
     events: DataFrame,
@@ -213,9 +219,7 @@ def run_joiner(
     features = lake.spark_read(spark, "feature_log", [ds])
     events = lake.spark_read(spark, "event_log", days)
     vocab = vocab or Vocabulary()
-    event_rows = lake.rows("event_log", days)
-    broadcast = event_rows is not None and event_rows <= cfg.broadcast_events_rows
-    day = join_day(features, events, ds, spec, cfg, vocab, broadcast)
+    day = join_day(features, events, ds, spec, cfg, vocab, broadcasts_events(lake, days, cfg))
     version, rows = lake.spark_replace_day(day.examples, "training_examples", ds)
     # The orphans were counted by Spark during the write; the rest comes from what was written
     # (Arrow batches of a few columns: memory stays that of a batch), not from a second pass.
