@@ -73,7 +73,11 @@ def build_definitions(
             # Landed logs -> validated Delta tables, one day per run: safe to backfill by range.
             dg.define_asset_job("ingest_logs", selection=[s.name for s in log_specs(cfg)]),
         ],
-        sensors=[automation_sensor(), observe_sources_sensor(cfg, days), dead_runs_sensor],
+        sensors=[
+            automation_sensor(cfg.cadence),
+            observe_sources_sensor(cfg, days),
+            dead_runs_sensor,
+        ],
         resources={**build_resources(cfg), **(resources or {})},
         # Spark steps share one JVM per process: on a small machine run steps in-process; the
         # executor also frees the pool slots of runs whose process died (dead_runs.py).

@@ -28,6 +28,11 @@ class CadenceConfig(Strict):
     # When the newest rankers are retrained (once per tick, when their window is sampled):
     # daily by default; e.g. "0 4 * * 1" weekly, "0 4 */3 * *" every three days.
     retrain_cron: str = Field("0 4 * * *", pattern=r"^\S+( \S+){4}$")
+    # How often the daemon looks for landed files and evaluates the automation conditions: a
+    # landed day waits up to one of each before its first run, and each later stage one more
+    # evaluation. Shorter is quicker and costs a code-server evaluation per tick.
+    observe_every_seconds: int = Field(60, ge=5)
+    automate_every_seconds: int = Field(30, ge=5)
 
     @model_validator(mode="after")
     def _ordered(self) -> CadenceConfig:

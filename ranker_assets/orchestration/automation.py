@@ -31,7 +31,7 @@ from dagster._core.definitions.declarative_automation.operators.dep_operators im
     EntityMatchesCondition,
 )
 
-from ranker_assets.config import RankerConfig
+from ranker_assets.config import CadenceConfig, RankerConfig
 
 AC = dg.AutomationCondition
 # The graph's automated assets, upstream first (the order a tick's requests run in).
@@ -216,15 +216,16 @@ def check_champion_age() -> dg.AutomationCondition:
     )
 
 
-def automation_sensor() -> dg.AutomationConditionSensorDefinition:
-    """Evaluates the conditions every 30 s; RUNNING as soon as the code location loads."""
+def automation_sensor(cadence: CadenceConfig) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the conditions every `cadence.automate_every_seconds`; RUNNING as soon as the
+    code location loads."""
     return dg.AutomationConditionSensorDefinition(
         "ranker_automation",
         target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         # NearNewestLanded is Python of this code location: evaluate it where the code lives.
         use_user_code_server=True,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=cadence.automate_every_seconds,
         description=(
             "Runs the graph's automation conditions (ranker_assets/orchestration/automation.py)."
         ),

@@ -80,6 +80,16 @@ def test_the_sensors_are_declared_and_running_by_default(graph) -> None:
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {"ranker_automation", "observe_sources", "dead_runs"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    # Their intervals come from the config's cadence (defaults: 60 s and 30 s).
+    assert sensors["observe_sources"].minimum_interval_seconds == 60
+    assert sensors["ranker_automation"].minimum_interval_seconds == 30
+    base = load_config()
+    cadence = base.cadence.model_copy(
+        update={"observe_every_seconds": 7, "automate_every_seconds": 9}
+    )
+    quick = base.model_copy(update={"cadence": cadence})
+    fast = {s.name: s.minimum_interval_seconds for s in build_definitions(quick).sensors}
+    assert (fast["observe_sources"], fast["ranker_automation"]) == (7, 9)
 
 
 def test_landed_days_are_ingested_once_and_joined_when_their_labels_are_mature(graph) -> None:

@@ -145,7 +145,7 @@ def recorded_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str
 def observe_sources_sensor(cfg: RankerConfig, days: dg.PartitionsDefinition) -> dg.SensorDefinition:
     @dg.sensor(
         name="observe_sources",
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=cfg.cadence.observe_every_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reports a new data version for each landed day or sampling config whose "
         "files changed (the automation conditions react to them), and the row counts of the "
