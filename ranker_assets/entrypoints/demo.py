@@ -22,6 +22,7 @@ import dagster as dg
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from mlflow.utils import logging_utils as mlflow_logging
 
 from ranker_assets.config import RankerConfig, load_config, ranker_home
 from ranker_assets.definitions import build_definitions
@@ -216,9 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = load_config()
     home = ranker_home()
-    # The demo prints its own summary; MLflow's per-call notices would bury it.
+    # The demo prints its own summary; MLflow's per-call notices would bury it: its loggers
+    # below ERROR, and its stream (registration notices are printed to it, not logged) off.
+    # A failed run still says FAILED here and keeps its error in the Dagster UI.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    mlflow_logging.disable_logging()
     t0 = clock.perf_counter()
     start = date.fromisoformat(args.start)
     mlflow.set_tracking_uri(cfg.mlflow.resolved_uri())
