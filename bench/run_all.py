@@ -53,7 +53,7 @@ BENCHES = [
     (
         "learning_curve",
         "How good is the ranker as data grows (learning curve)",
-        ["--requests", "5000,20000"],
+        ["--requests", "5000,20000,80000"],
         ["--requests", "2000,4000,8000", "--days", "3", "--eval-requests", "6000"],
         True,
     ),
