@@ -72,7 +72,8 @@ def plan_summary(spark: SparkSession, lake: Lake, days: list[str], cfg: RankerCo
     job (examples and orphan counts together): what one more pass would show up as."""
     features = lake.spark_read(spark, "feature_log", days[:1])
     events = lake.spark_read(spark, "event_log", days)
-    broadcast = broadcasts_events(lake, days, cfg.joiner)
+    rows = lake.rows("event_log", days)
+    broadcast = broadcasts_events(rows, cfg.joiner)
     day = join_day(features, events, days[0], cfg.features, cfg.joiner, cfg.vocabulary, broadcast)
     lines = day.examples._jdf.queryExecution().executedPlan().toString().splitlines()
     scans = sum("Scan parquet" in line for line in lines)
@@ -80,7 +81,7 @@ def plan_summary(spark: SparkSession, lake: Lake, days: list[str], cfg: RankerCo
     strategy = "broadcast" if broadcast else "sort-merge"
     return (
         f"Joiner plan: one job, {scans} parquet scans, {exchanges} shuffle exchange(s), "
-        f"{strategy} join ({lake.rows('event_log', days):,} event rows; "
+        f"{strategy} join ({'unknown' if rows is None else f'{rows:,}'} event rows; "
         f"joiner.broadcast_events_rows {cfg.joiner.broadcast_events_rows:,})"
     )
 

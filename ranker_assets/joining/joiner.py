@@ -108,10 +108,10 @@ class DayJoin:
     written: Observation  # examples side: how many of those keys have a feature row
 
 
-def broadcasts_events(lake: Lake, days: list[str], cfg: JoinerConfig) -> bool:
-    """Whether the events of `days` are few enough to broadcast (Delta log statistics)."""
-    rows = lake.rows("event_log", days)
-    return rows is not None and rows <= cfg.broadcast_events_rows
+def broadcasts_events(event_rows: int | None, cfg: JoinerConfig) -> bool:
+    """Whether the label days' events (`Lake.rows`: Delta log statistics, None when unknown)
+    are few enough to broadcast."""
+    return event_rows is not None and event_rows <= cfg.broadcast_events_rows
 
 
 def join_day(
@@ -219,7 +219,8 @@ def run_joiner(
     features = lake.spark_read(spark, "feature_log", [ds])
     events = lake.spark_read(spark, "event_log", days)
     vocab = vocab or Vocabulary()
-    day = join_day(features, events, ds, spec, cfg, vocab, broadcasts_events(lake, days, cfg))
+    broadcast = broadcasts_events(lake.rows("event_log", days), cfg)
+    day = join_day(features, events, ds, spec, cfg, vocab, broadcast)
     version, rows = lake.spark_replace_day(day.examples, "training_examples", ds)
     # The orphans were counted by Spark during the write; the rest comes from what was written
     # (Arrow batches of a few columns: memory stays that of a batch), not from a second pass.
