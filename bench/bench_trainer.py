@@ -127,7 +127,7 @@ def main() -> None:
                 lake.replace_partition("sequence_log", sequences, {"ds": ds})
         # Warm up (allocator, kernels) on a small slice so both timings are steady state.
         warm = to_tensors(
-            load_window(lake, CONFIG, days[:1], spec, heads).slice(0, 20_000),
+            load_window(lake, CONFIG, days[:1], spec, heads, length).slice(0, 20_000),
             spec,
             heads,
             model.hash_buckets,
@@ -142,7 +142,7 @@ def main() -> None:
             t0 = time.perf_counter()
             with memory.stage("load: Delta -> Arrow -> tensors"):
                 tensors = to_tensors(
-                    load_window(lake, CONFIG, days, spec, heads),
+                    load_window(lake, CONFIG, days, spec, heads, length),
                     spec,
                     heads,
                     model.hash_buckets,

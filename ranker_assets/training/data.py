@@ -23,6 +23,7 @@ from ranker_assets.training.sequences import (
     SequenceData,
     request_keys,
     sequence_data,
+    take_lists,
 )
 
 if TYPE_CHECKING:  # the trainer itself needs no Delta: it is handed Arrow tables
@@ -146,9 +147,15 @@ class TrainingDataError(ValueError):
 
 
 def load_window(
-    lake: Lake, config: str, days: Sequence[str], spec: FeatureSpec, heads: Sequence[str]
+    lake: Lake,
+    config: str,
+    days: Sequence[str],
+    spec: FeatureSpec,
+    heads: Sequence[str],
+    newest: int | None = None,
 ) -> pa.Table:
-    """The impressed sampled rows of `config` for `days`, checked: days present, rows, positives.
+    """The impressed sampled rows of `config` for `days`, checked: days present, rows, positives
+    (with each request's `newest` recent actions, all when None: see attach_sequences).
 
     Randomized traffic also logs candidates that were never shown; their all-zero labels are
     not outcomes (nobody saw them), so they serve replay and evaluation, not training.
@@ -174,13 +181,19 @@ def load_window(
             f"training window {days[0]}..{days[-1]} ({config!r}) has no positives "
             f"for heads {no_pos}"
         )
-    return attach_sequences(lake, table, days, spec)
+    return attach_sequences(lake, table, days, spec, newest)
 
 
 def attach_sequences(
-    lake: Lake, table: pa.Table, days: Sequence[str], spec: FeatureSpec
+    lake: Lake,
+    table: pa.Table,
+    days: Sequence[str],
+    spec: FeatureSpec,
+    newest: int | None = None,
 ) -> pa.Table:
-    """The rows with their requests' recent actions, read by reference from `sequence_log`.
+    """The rows with their requests' recent actions, read by reference from `sequence_log`
+    (the `newest` of them, all when None: a model that reads 32 of 100 logged actions need not
+    copy the rest, which was most of a training run's loading).
 
     Examples do not copy a request's lists (they are the bulk of a day's bytes): each distinct
     request gets them on its first row, the other rows hold nulls (sequence_data reads one row
@@ -211,7 +224,6 @@ def attach_sequences(
         at = np.searchsorted(logged_keys[order], keys[first]).clip(max=len(order) - 1)
         found = logged_keys[order][at] == keys[first]
         take[first[found]] = order[at[found]]
-    index = pa.array(take, mask=take < 0)
-    for name in names:
-        table = table.append_column(name, logged[name].take(index))
+    for name, lists in take_lists({n: logged[n] for n in names}, take, newest).items():
+        table = table.append_column(name, lists)
     return table

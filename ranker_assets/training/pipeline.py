@@ -94,7 +94,14 @@ def train_partition(
     with tracked_run(
         cfg.mlflow.resolved_uri(), cfg.mlflow.experiment, f"{ds}-{sampling_config}", run_tags
     ):
-        table = load_window(lake, sampling_config, days, cfg.features, cfg.model.heads)
+        table = load_window(
+            lake,
+            sampling_config,
+            days,
+            cfg.features,
+            cfg.model.heads,
+            newest=cfg.model.sequence.length,
+        )
         checked = validate_window(lake, cfg, sampling_config, days)
         mlflow.log_text(checked.markdown(), "data_validation.md")
         if checked.problems:

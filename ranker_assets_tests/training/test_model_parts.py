@@ -6,13 +6,21 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from ranker_assets.metrics import calibration_ratio, weighted_auc
 from ranker_assets.training.calibration import fit_platt
 from ranker_assets.training.data import holdout_mask
 from ranker_assets.training.hashing import hash_ids
-from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
+from ranker_assets.training.model import (
+    Architecture,
+    CalibratedRanker,
+    Embedding,
+    Encoder,
+    EncoderLayer,
+    MMoERanker,
+)
 from ranker_assets.training.train import EarlyStopping
 
 
@@ -186,3 +194,45 @@ def test_a_ranker_saved_with_one_module_per_expert_and_head_loads_and_scores_the
         | {"scale": torch.ones(2), "bias": torch.zeros(2)}
     )
     assert torch.allclose(loaded.eval()(dense, cats), expected, atol=1e-6)
+
+
+def test_the_embeddings_fast_backward_gives_torchs_gradients_padding_row_included() -> None:
+    torch.manual_seed(0)
+    ours = Embedding(11, 3, padding_idx=0)
+    theirs = torch.nn.Embedding(11, 3, padding_idx=0)
+    theirs.load_state_dict(ours.state_dict())
+    ids = torch.tensor([[0, 3, 3, 10], [5, 0, 3, 1]])  # repeats and padding
+    upstream = torch.randn(2, 4, 3)
+    for module in (ours, theirs):
+        (module(ids) * upstream).sum().backward()
+    assert torch.equal(ours(ids), theirs(ids))
+    assert ours.weight.grad is not None and theirs.weight.grad is not None
+    assert torch.allclose(ours.weight.grad, theirs.weight.grad, atol=1e-6)
+    assert not ours.weight.grad[0].any()  # the padding row is never trained
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_the_encoder_layer_is_torchs_transformer_layer_and_loads_its_weights(heads: int) -> None:
+    """Models registered with nn.TransformerEncoder load into the encoder unchanged and score
+    the same; training follows the same gradients."""
+    torch.manual_seed(0)
+    torchs = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(8, heads, 16, 0.0, batch_first=True),
+        2,
+        enable_nested_tensor=False,
+    )
+    ours = Encoder(EncoderLayer(8, heads, 16), 2)
+    assert ours.state_dict().keys() == torchs.state_dict().keys()
+    for p in torchs.parameters():  # away from the initial zeros and ones
+        torch.nn.init.normal_(p, std=0.5)
+    ours.load_state_dict(torchs.state_dict())
+    x = torch.randn(5, 7, 8)
+    for module in (ours, torchs):
+        module.train()
+        (module(x) ** 2).sum().backward()
+        module.eval()
+    with torch.no_grad():
+        assert torch.allclose(ours(x), torchs(x), atol=1e-5)
+    for (name, p), q in zip(ours.named_parameters(), torchs.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        assert torch.allclose(p.grad, q.grad, atol=1e-4, rtol=1e-4), name

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from ranker_assets.config import FeatureSpec, SequenceSpec
 from ranker_assets.infra.lake import Lake
 from ranker_assets.training.data import TrainingDataError, load_window, to_tensors
+from ranker_assets.training.sequences import take_lists
 
 SPEC = FeatureSpec(dense=("f",), categorical=("pin_id",))
 HEADS = ("click", "repin")
@@ -103,3 +106,36 @@ def test_request_ids_repeated_on_another_day_keep_their_own_days_sequence(
     actions = (sequence.tokens[:, :, 0] > 0).sum(1)[sequence.request_index].tolist()
     keys = zip(table["ds"].to_pylist(), table["request_id"].to_pylist(), strict=True)
     assert dict(zip(keys, actions, strict=True)) == {k: len(v) for k, v in attached.items()}
+
+    # A model that reads the newest 2 actions loads only those, and encodes them as it would
+    # from the whole log; a request the log lacks, or logged without a history, stays null.
+    newest = load_window(lake, "c", list(logged), spec, HEADS, newest=2)
+    cut = {k: v[-2:] for k, v in attached.items()}
+    assert {
+        (r["ds"], r["request_id"]): r["action_pin_id"]
+        for r in newest.to_pylist()
+        if r["action_pin_id"] is not None
+    } == cut
+    for name in spec.sequence.columns:
+        assert newest[name].null_count == table[name].null_count
+    whole, short = (
+        to_tensors(t, spec, HEADS, 101, "randomized", 2).sequence for t in (table, newest)
+    )
+    assert whole is not None and short is not None
+    assert torch.equal(whole.tokens, short.tokens) and torch.equal(whole.age_hours, short.age_hours)
+
+
+def test_list_columns_are_gathered_by_row_and_cut_to_their_newest_entries() -> None:
+    times = pa.array([[1, 2, 3], None, [], [4, 5]], pa.list_(pa.int64())).slice(0)
+    items = pa.chunked_array([pa.array([[7, 8, 9]]), pa.array([None, [], [10, 11]])])
+    rows = np.array([3, -1, 0, 1, 2, 0])  # -1: a row whose request the log lacks
+    for newest, expected in (
+        (None, [[10, 11], None, [7, 8, 9], None, [], [7, 8, 9]]),
+        (2, [[10, 11], None, [8, 9], None, [], [8, 9]]),
+    ):
+        out = take_lists({"action_ts": times, "action_pin_id": items}, rows, newest)
+        assert out["action_pin_id"].to_pylist() == expected
+        assert out["action_ts"].to_pylist() == [
+            None if v is None else [x - 6 for x in v] for v in expected
+        ]
+        assert out["action_ts"].type == times.type
