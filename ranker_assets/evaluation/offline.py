@@ -56,8 +56,10 @@ def metric_batch(
         weights = w[None, :] * m[:, codes]
         if len(ps):
             ws = weights[:, order]
-            pos = np.add.reduceat(ws * ys, starts, axis=1)
-            neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
+            pos = ws * ys
+            if len(starts) < len(ps):  # tied scores: one group each (a tie counts half)
+                ws, pos = np.add.reduceat(ws, starts, axis=1), np.add.reduceat(pos, starts, axis=1)
+            neg = ws - pos
             neg_below = np.cumsum(neg, axis=1) - neg
             wins = (pos * (neg_below + 0.5 * neg)).sum(1)
             auc = safe_ratio(wins, pos.sum(1) * neg.sum(1))
