@@ -1,7 +1,7 @@
 """Trainer throughput: the real loader (Delta window -> Arrow -> tensors) + training loop, vs the
 same model and loop on tensors already in memory, in one run.
 
-Run: .venv/bin/python bench/bench_trainer.py [--rows 1000000] [--epochs 1] [--device cpu]
+Run: .venv/bin/python bench/bench_trainer.py [--rows 1000000] [--epochs N] [--device cpu]
      [--rows-per-request 2] [--no-sequence]
 The goal is a loader that costs under 10% of a training run.
 """
@@ -90,7 +90,9 @@ def synthetic_day(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the 7-day window")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--epochs", type=int, help="default: model.epochs, as the asset trains (it loads once)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, help="override model.batch_size")
     # Sampled rows per request: about 2 in the simulated world's sampled datasets (a request's
@@ -102,7 +104,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config()
     # Every epoch runs (no early stopping): examples/s counts rows x epochs.
-    update = {"epochs": args.epochs, "device": args.device, "early_stopping_patience": None}
+    epochs = args.epochs or cfg.model.epochs
+    update = {"epochs": epochs, "device": args.device, "early_stopping_patience": None}
     if args.batch_size:
         update["batch_size"] = args.batch_size
     model = cfg.model.model_copy(update=update)
@@ -155,10 +158,10 @@ def main() -> None:
             t0 = time.perf_counter()
             outcome = train_ranker(tensors, spec, model)  # same model and loop, tensors in memory
             memory_runs.append(time.perf_counter() - t0)
-    n = len(tensors) * args.epochs
+    n = len(tensors) * epochs
     loader_run, in_memory, load = min(loader_runs), min(memory_runs), min(load_s)
     print(
-        f"{len(tensors):,} rows x {args.epochs} epoch(s), {len(days)} days, device {args.device}, "
+        f"{len(tensors):,} rows x {epochs} epoch(s), {len(days)} days, device {args.device}, "
         f"batch {model.batch_size}, "
         + (
             f"sequence of {length} of {cfg.logging.sequence_length} logged actions, "
