@@ -99,20 +99,38 @@ def _micros(values: pa.Array | np.ndarray | pd.Series) -> np.ndarray:
     return when.to_numpy("datetime64[us]").view(np.int64)
 
 
+def _newest(
+    offsets: np.ndarray, nulls: np.ndarray, rows: np.ndarray, newest: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the lists at `rows` (-1: none; a null list is empty) of a list array laid out by
+    `offsets`: how many of each one's last `newest` entries there are (all when None), each
+    kept entry's place among its list's kept ones, and its position in the array's values."""
+    found = rows >= 0
+    source = rows[found]
+    sizes = np.zeros(len(rows), dtype=np.int64)
+    sizes[found] = np.where(nulls[source], 0, np.diff(offsets)[source])
+    keep = sizes if newest is None else np.minimum(sizes, newest)
+    first = np.zeros(len(rows), dtype=np.int64)  # where each row's kept entries start
+    first[found] = offsets[source] + sizes[found] - keep[found]
+    ends = np.cumsum(keep)
+    within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - keep, keep)
+    return keep, within, np.repeat(first, keep) + within
+
+
+def _layout(lists: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A list array's offsets into its values, and which of its lists are null."""
+    return lists.offsets.to_numpy(), lists.is_null().to_numpy(zero_copy_only=False)
+
+
 def _right_aligned(
     lists: pa.Array, length: int, convert: Callable[[pa.Array], np.ndarray]
 ) -> np.ndarray:
     """(R, length) array of each list's last `length` entries, newest in the last column.
     Only those entries are converted (hashing is most of the cost)."""
-    sizes = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    keep = np.minimum(sizes, length)
-    row = np.repeat(np.arange(len(sizes)), keep)
-    within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
-    picked = pc.list_flatten(lists).take(pa.array(np.repeat(starts + sizes - keep, keep) + within))
-    flat = convert(picked)
-    out = np.zeros((len(sizes), length), dtype=flat.dtype if len(flat) else np.int64)
-    out[row, np.repeat(length - keep, keep) + within] = flat
+    keep, within, positions = _newest(*_layout(lists), np.arange(len(lists)), length)
+    flat = convert(lists.values.take(pa.array(positions)))
+    out = np.zeros((len(keep), length), dtype=flat.dtype if len(flat) else np.int64)
+    out[np.repeat(np.arange(len(keep)), keep), np.repeat(length - keep, keep) + within] = flat
     return out
 
 
@@ -125,41 +143,22 @@ def take_lists(
     training run's loading. Columns laid out alike (a request's lists have one length) share
     one plan of what to gather."""
     out: dict[str, pa.Array] = {}
-    plan: tuple[np.ndarray, np.ndarray, pa.Array, pa.Array] | None = None
+    plan: tuple[np.ndarray, np.ndarray, pa.Array, pa.Array, pa.Array] | None = None
     for name, column in columns.items():
         lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        offsets = lists.offsets.to_numpy()
-        nulls = lists.is_null().to_numpy(zero_copy_only=False)
+        offsets, nulls = _layout(lists)
         if plan is None or not (
             np.array_equal(plan[0], offsets) and np.array_equal(plan[1], nulls)
         ):
-            plan = (offsets, nulls, *_gather_plan(offsets, nulls, rows, newest))
+            keep, _, positions = _newest(offsets, nulls, rows, newest)
+            missing = np.ones(len(rows), dtype=bool)
+            missing[rows >= 0] = nulls[rows[rows >= 0]]
+            ends = np.concatenate([[0], np.cumsum(keep)]).astype(np.int32)
+            plan = (offsets, nulls, pa.array(ends), pa.array(positions), pa.array(missing))
         out[name] = pa.ListArray.from_arrays(
             plan[2], lists.values.take(plan[3]), type=lists.type, mask=plan[4]
         )
     return out
-
-
-def _gather_plan(
-    offsets: np.ndarray, nulls: np.ndarray, rows: np.ndarray, newest: int | None
-) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """take_lists' output offsets, positions of the kept entries among the values, nulls."""
-    found = rows >= 0
-    source = rows[found]
-    sizes = np.zeros(len(rows), dtype=np.int64)
-    sizes[found] = np.diff(offsets)[source]
-    keep = sizes if newest is None else np.minimum(sizes, newest)
-    first = np.zeros(len(rows), dtype=np.int64)  # where each row's kept entries start
-    first[found] = offsets[source] + sizes[found] - keep[found]
-    ends = np.cumsum(keep)
-    within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - keep, keep)
-    missing = ~found
-    missing[found] = nulls[source]
-    return (
-        pa.array(np.concatenate([[0], ends]).astype(np.int32)),
-        pa.array(np.repeat(first, keep) + within),
-        pa.array(missing),
-    )
 
 
 def _hashed(salt: int, buckets: int) -> Callable[[pa.Array], np.ndarray]:
