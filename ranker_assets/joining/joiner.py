@@ -140,21 +140,24 @@ def join_day(
     engaged_on_day = F.lit(False)
     for lab in labels_:
         engaged_on_day = engaged_on_day | F.col(f"_{lab}").isNotNull()
-    engaged_on_day = engaged_on_day & F.coalesce(F.col("_impression_ds") == ds, F.lit(False))
+    engaged_on_day = engaged_on_day & F.coalesce(
+        F.col("_impression_day") == F.lit(ds).cast("date"), F.lit(False)
+    )
     engaged = Observation("engaged")
     per_key = (
         events.where(F.col("event_type").isin([vocab.impression_event, *labels_]))
         .groupBy(*KEY)
         .agg(
             F.min(F.when(is_impression, F.col("timestamp"))).alias("impression_ts"),
-            F.min(F.when(is_impression, F.col("ds"))).alias("_impression_ds"),
+            # As a date: a string minimum would force a sort-based aggregation of every event.
+            F.min(F.when(is_impression, F.col("ds").cast("date"))).alias("_impression_day"),
             *[
                 F.min(F.when(F.col("event_type") == lab, F.col("timestamp"))).alias(f"_{lab}")
                 for lab in labels_
             ],
         )
         .withColumn("_engaged_on_day", engaged_on_day)
-        .drop("_impression_ds")
+        .drop("_impression_day")
         .observe(engaged, F.count(F.when(F.col("_engaged_on_day"), 1)).alias("keys"))
     )
     deadline = F.coalesce("impression_ts", "request_ts") + F.expr(
