@@ -8,6 +8,7 @@ import pytest
 
 from ranker_assets.config import FeatureSpec
 from ranker_assets.logs import contract, landing
+from ranker_assets.logs.screening import event_log_spec, feature_log_spec
 from ranker_assets.logs.simulated import simulate_to_landing
 from ranker_assets_tests.conftest import SEED, START, small_config
 
@@ -119,3 +120,21 @@ def test_feature_columns_come_from_the_config(landed) -> None:
         contract.validate(
             own, contract.feature_log_schema(FeatureSpec(dense=("query_similarity",)))
         )
+
+
+def test_screening_validates_every_rule_of_the_contract_but_no_dtypes() -> None:
+    """`screen` types each column itself, then checks the contract's value rules on the typed
+    rows: the same checks, nullability and frame-wide rules, without re-checking types."""
+    for spec in (feature_log_spec(small_config().features), event_log_spec()):
+        rules, schema = spec.value_rules, spec.schema
+        assert list(rules.columns) == list(schema.columns)
+        assert [str(c) for c in rules.checks] == [str(c) for c in schema.checks]
+        for name, column in schema.columns.items():
+            assert rules.columns[name].dtype is None, name
+            assert [str(c) for c in rules.columns[name].checks] == [
+                str(c) for c in column.checks
+            ], name
+            assert (rules.columns[name].nullable, rules.columns[name].unique) == (
+                column.nullable,
+                column.unique,
+            ), name
