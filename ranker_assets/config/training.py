@@ -55,7 +55,10 @@ class ModelConfig(Strict):
     # the held-out rows) has not improved for this many epochs, and keep the best epoch's
     # weights. None: train every epoch and keep the last.
     early_stopping_patience: int | None = Field(None, ge=1)  # off: see README
-    batch_size: int = Field(1024, ge=1)
+    # Rows per step at most: a window too small for `min_steps_per_epoch` steps of
+    # `batch_size` rows trains on smaller batches (see `step_rows`).
+    batch_size: int = Field(2048, ge=1)
+    min_steps_per_epoch: int = Field(20, ge=1)
     learning_rate: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     holdout_share: float = Field(0.1, gt=0.0, lt=0.5)
@@ -86,6 +89,13 @@ class ModelConfig(Strict):
         if not self.heads:
             raise ValueError("model.heads must name at least one head")
         return self
+
+    def step_rows(self, rows: int) -> int:
+        """Rows per training step for a window of `rows` training rows: `batch_size`, or fewer
+        where that would leave fewer than `min_steps_per_epoch` steps. Large batches are faster
+        per example and learn as well on a week of data, but a day or two of a small world
+        gets too few steps of them (README "Batch size")."""
+        return max(1, min(self.batch_size, -(-rows // self.min_steps_per_epoch)))
 
 
 class MlflowConfig(Strict):

@@ -28,7 +28,7 @@ class TrainingOutcome:
     calibrated: CalibratedRanker  # the served model
     history: list[dict[str, float]]  # per epoch: loss and holdout AUC per head
     holdout: dict[str, float]  # final: auc, raw and calibrated predicted/actual per head
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # per split, and rows per step
     calibration: dict[str, str] = field(default_factory=dict)  # per head: "platt" or why raw
     epoch_kept: int = -1  # the epoch whose weights the model has (early stopping's best)
 
@@ -227,12 +227,13 @@ def train_ranker(
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True
     )
     history = []
+    step_rows = cfg.step_rows(len(train))
     stopping = EarlyStopping(cfg.early_stopping_patience, cfg.task_weights)
     for epoch in range(cfg.epochs):
         model.train()
         loss_sum = torch.zeros(len(heads), dtype=torch.float64)
         groups = None if train.sequence is None else train.sequence.request_index
-        for idx in batches(len(train), cfg.batch_size, generator, groups):
+        for idx in batches(len(train), step_rows, generator, groups):
             idx_dev = idx.to(device)
             logits = model(*train_dev.inputs(idx_dev))
             w = train_dev.weights[idx_dev].unsqueeze(1)
@@ -285,5 +286,6 @@ def train_ranker(
         "holdout": len(hold),
         "calibration": len(fit),
         "randomized": int(data.randomized.sum()),
+        "per_step": step_rows,
     }
     return TrainingOutcome(model, calibrated, history, holdout, rows, calibration, kept)

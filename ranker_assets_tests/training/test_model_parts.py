@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ranker_assets.config import ModelConfig
 from ranker_assets.metrics import calibration_ratio, weighted_auc
 from ranker_assets.training.calibration import fit_platt
 from ranker_assets.training.data import holdout_mask
@@ -16,6 +17,7 @@ from ranker_assets.training.hashing import hash_ids
 from ranker_assets.training.model import (
     Architecture,
     CalibratedRanker,
+    Dropout,
     Embedding,
     Encoder,
     EncoderLayer,
@@ -236,3 +238,31 @@ def test_the_encoder_layer_is_torchs_transformer_layer_and_loads_its_weights(hea
     for (name, p), q in zip(ours.named_parameters(), torchs.parameters(), strict=True):
         assert p.grad is not None and q.grad is not None
         assert torch.allclose(p.grad, q.grad, atol=1e-4, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_dropout_drops_its_share_independently_and_keeps_the_expected_activation(p: float) -> None:
+    torch.manual_seed(0)
+    dropout = Dropout(p).train()
+    x = torch.full((400, 500), 2.0)
+    y = dropout(x)
+    dropped = (y == 0).float()
+    assert abs(float(dropped.mean()) - p) < 0.003  # 200k draws: 4+ standard errors
+    assert abs(float(y.mean()) - 2.0) < 0.01
+    assert torch.allclose(torch.unique(y), torch.tensor([0.0, 2.0 * dropout.scale]))
+    # Four elements share a 64-bit word: neighbours (and elements a word apart) independent.
+    flat = dropped.flatten()
+    for lag in (1, 2, 3, 4):
+        assert abs(float(torch.corrcoef(torch.stack([flat[:-lag], flat[lag:]]))[0, 1])) < 0.01
+    assert torch.equal(dropout.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+
+
+def test_a_window_too_small_for_full_batches_gets_smaller_ones() -> None:
+    cfg = ModelConfig(batch_size=2048, min_steps_per_epoch=20)
+    assert cfg.step_rows(1_000_000) == 2048  # large windows: the configured batch
+    assert cfg.step_rows(20 * 2048) == 2048
+    assert cfg.step_rows(20 * 2048 - 1) == 2048  # ceil: never fewer than 20 steps
+    assert cfg.step_rows(11_000) == 550  # a 1-day demo window: 20 steps of 550
+    assert cfg.step_rows(7) == 1
+    assert ModelConfig(batch_size=256, min_steps_per_epoch=1).step_rows(11_000) == 256
