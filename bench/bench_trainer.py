@@ -162,7 +162,7 @@ def main() -> None:
     loader_run, in_memory, load = min(loader_runs), min(memory_runs), min(load_s)
     print(
         f"{len(tensors):,} rows x {epochs} epoch(s), {len(days)} days, device {args.device}, "
-        f"batch {model.batch_size}, "
+        f"{outcome.rows['per_step']} rows per step, "
         + (
             f"sequence of {length} of {cfg.logging.sequence_length} logged actions, "
             f"{args.rows_per_request} rows per request\n"
