@@ -41,33 +41,44 @@ def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def metric_batch(
     y: np.ndarray, p: np.ndarray, w: np.ndarray, codes: np.ndarray, mult: np.ndarray, k: int
 ) -> dict[str, np.ndarray]:
-    """Each metric for every row of `mult` (request multipliers): arrays of length len(mult)."""
+    """Each metric for every row of `mult` (request multipliers): arrays of length len(mult).
+
+    A replicate weighs row i by w_i * mult[codes_i], so the sums the log loss and calibration
+    need are request sums times the multipliers (a matmul over requests, not rows), and the
+    AUC's pass gathers each replicate's weights once, straight in score order.
+    """
     out: dict[str, list[np.ndarray]] = {name: [] for name in metric_names(k)}
     order = np.argsort(p, kind="mergesort")
-    ys, ps = y[order], p[order]
+    ys, ps, ws_row, cs = y[order], p[order], w[order], codes[order]
     starts = np.r_[0, np.flatnonzero(np.diff(ps)) + 1] if len(ps) else np.zeros(0, dtype=int)
     pc = np.clip(p, 1e-7, 1 - 1e-7)
     row_loss = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
     n_req = mult.shape[1]
+
+    def per_request(values: np.ndarray) -> np.ndarray:
+        return np.bincount(codes, weights=w * values, minlength=n_req)
+
+    ones = np.ones(len(y))
+    weight, loss, pred, label = (per_request(v) for v in (ones, row_loss, p, y))
     has_pos = judged_requests(codes, y, n_req, k)
     hit = (np.bincount(codes, weights=y * top_k_mask(codes, p, k), minlength=n_req) > 0) & has_pos
     for lo in range(0, len(mult), _CHUNK):
         m = mult[lo : lo + _CHUNK]
-        weights = w[None, :] * m[:, codes]
         if len(ps):
-            ws = weights[:, order]
+            ws = ws_row[None, :] * m[:, cs]
             pos = ws * ys
             if len(starts) < len(ps):  # tied scores: one group each (a tie counts half)
                 ws, pos = np.add.reduceat(ws, starts, axis=1), np.add.reduceat(pos, starts, axis=1)
             neg = ws - pos
-            neg_below = np.cumsum(neg, axis=1) - neg
-            wins = (pos * (neg_below + 0.5 * neg)).sum(1)
-            auc = safe_ratio(wins, pos.sum(1) * neg.sum(1))
+            below = np.cumsum(neg, axis=1)  # negatives scored at most as high
+            # Each positive beats the negatives below it and ties half of those level with it.
+            wins = np.einsum("ij,ij->i", pos, below) - 0.5 * np.einsum("ij,ij->i", pos, neg)
+            auc = safe_ratio(wins, pos.sum(1) * below[:, -1])
         else:
             auc = np.full(len(m), np.nan)
         out["auc"].append(auc)
-        out["log_loss"].append(safe_ratio(weights @ row_loss, weights.sum(1)))
-        out["calibration"].append(safe_ratio(weights @ p, weights @ y))
+        out["log_loss"].append(safe_ratio(m @ loss, m @ weight))
+        out["calibration"].append(safe_ratio(m @ pred, m @ label))
         out[f"hit_at_{k}"].append(safe_ratio(m @ hit, m @ has_pos))
     return {name: np.concatenate(parts) for name, parts in out.items()}
 

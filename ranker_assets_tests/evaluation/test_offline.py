@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from ranker_assets.config import EvaluationConfig, SliceSpec
-from ranker_assets.evaluation.offline import compare_models, metric_batch, slice_masks
+from ranker_assets.evaluation.offline import (
+    compare_models,
+    metric_batch,
+    request_multipliers,
+    slice_masks,
+)
 from ranker_assets.metrics import calibration_ratio, hit_at_k, log_loss, weighted_auc
 
 
@@ -37,6 +42,24 @@ def test_batch_metrics_equal_the_plain_definitions() -> None:
     assert got["log_loss"][0] == pytest.approx(log_loss(y, p, w))
     assert got["calibration"][0] == pytest.approx(calibration_ratio(y, p, w))
     assert got["hit_at_3"][0] == pytest.approx(hit_at_k(codes, y, p, 3)[0])
+
+
+def test_every_bootstrap_replicate_equals_the_plain_metrics_on_its_reweighted_rows() -> None:
+    """A replicate weighs each row by its request's multiplier; with tied scores too."""
+    rows, signal = _rows()
+    p = np.round(1 / (1 + np.exp(-(signal - 2))), 2)  # many ties
+    y, w = rows["click"].to_numpy(float), rows["weight"].to_numpy()
+    codes = pd.factorize(rows["request_id"])[0]
+    mult = request_multipliers(codes.max() + 1, 3, seed=5)
+    got = metric_batch(y, p, w, codes, mult, 3)
+    for r in range(1, 4):
+        rw = w * mult[r][codes]
+        assert got["auc"][r] == pytest.approx(weighted_auc(y, p, rw), rel=1e-12)
+        assert got["log_loss"][r] == pytest.approx(log_loss(y, p, rw), rel=1e-12)
+        assert got["calibration"][r] == pytest.approx(calibration_ratio(y, p, rw), rel=1e-12)
+        hit = hit_at_k(codes, y, p, 3, request_weights=mult[r])[0]
+        assert got["hit_at_3"][r] == pytest.approx(hit, rel=1e-12)
+    assert len({round(float(a), 12) for a in got["auc"]}) == 4  # the replicates differ
 
 
 def test_hit_at_k_counts_requests_with_a_positive_in_their_top_k() -> None:
