@@ -14,15 +14,8 @@ from ranker_assets.metrics import calibration_ratio, weighted_auc
 from ranker_assets.training.calibration import fit_platt
 from ranker_assets.training.data import holdout_mask
 from ranker_assets.training.hashing import hash_ids
-from ranker_assets.training.model import (
-    Architecture,
-    CalibratedRanker,
-    Dropout,
-    Embedding,
-    Encoder,
-    EncoderLayer,
-    MMoERanker,
-)
+from ranker_assets.training.layers import Dropout, Embedding, Encoder, EncoderLayer
+from ranker_assets.training.model import Architecture, CalibratedRanker, MMoERanker
 from ranker_assets.training.train import EarlyStopping
 
 
