@@ -57,7 +57,7 @@ class ModelConfig(Strict):
     early_stopping_patience: int | None = Field(None, ge=1)  # off: see README
     # Rows per step at most: a window too small for `min_steps_per_epoch` steps of
     # `batch_size` rows trains on smaller batches (see `step_rows`).
-    batch_size: int = Field(2048, ge=1)
+    batch_size: int = Field(1024, ge=1)
     min_steps_per_epoch: int = Field(20, ge=1)
     learning_rate: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
@@ -92,9 +92,8 @@ class ModelConfig(Strict):
 
     def step_rows(self, rows: int) -> int:
         """Rows per training step for a window of `rows` training rows: `batch_size`, or fewer
-        where that would leave fewer than `min_steps_per_epoch` steps. Large batches are faster
-        per example and learn as well on a week of data, but a day or two of a small world
-        gets too few steps of them (README "Batch size")."""
+        where that would leave fewer than `min_steps_per_epoch` steps: a day of a small world
+        got ~10 steps an epoch of full batches and learned far less (README "Batch size")."""
         return max(1, min(self.batch_size, -(-rows // self.min_steps_per_epoch)))
 
 
