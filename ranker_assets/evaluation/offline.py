@@ -55,11 +55,10 @@ def metric_batch(
     row_loss = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
     n_req = mult.shape[1]
 
-    def per_request(values: np.ndarray) -> np.ndarray:
-        return np.bincount(codes, weights=w * values, minlength=n_req)
-
-    ones = np.ones(len(y))
-    weight, loss, pred, label = (per_request(v) for v in (ones, row_loss, p, y))
+    weight = np.bincount(codes, weights=w, minlength=n_req)
+    loss, pred, label = (
+        np.bincount(codes, weights=w * v, minlength=n_req) for v in (row_loss, p, y)
+    )
     has_pos = judged_requests(codes, y, n_req, k)
     hit = (np.bincount(codes, weights=y * top_k_mask(codes, p, k), minlength=n_req) > 0) & has_pos
     for lo in range(0, len(mult), _CHUNK):
