@@ -28,7 +28,6 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float) -> None:
         super().__init__()
-        self.p = p
         self.threshold = round(p * 2**15)
         self.scale = 2**15 / (2**15 - self.threshold) if self.threshold < 2**15 else 0.0
 
